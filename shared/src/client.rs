@@ -1,0 +1,54 @@
+//! A small blocking client for the session API, for the CLI and tests.
+
+use std::io::{self, BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
+
+/// One connection to a worker socket.
+pub struct Client {
+    reader: BufReader<UnixStream>,
+    writer: UnixStream,
+}
+
+impl Client {
+    /// Connects, with `timeout` on every read and write.
+    pub fn connect(socket: &Path, timeout: Duration) -> io::Result<Client> {
+        let stream = UnixStream::connect(socket)?;
+        stream.set_read_timeout(Some(timeout))?;
+        stream.set_write_timeout(Some(timeout))?;
+        Ok(Client {
+            reader: BufReader::new(stream.try_clone()?),
+            writer: stream,
+        })
+    }
+
+    /// Sends one line (a newline is added) and reads one response line.
+    pub fn call_line(&mut self, line: &str) -> io::Result<String> {
+        let mut buf = Vec::with_capacity(line.len() + 1);
+        buf.extend_from_slice(line.as_bytes());
+        buf.push(b'\n');
+        self.writer.write_all(&buf)?;
+        let mut out = String::new();
+        let n = self.reader.read_line(&mut out)?;
+        if n == 0 || !out.ends_with('\n') {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the worker closed the connection before answering",
+            ));
+        }
+        out.pop();
+        Ok(out)
+    }
+
+    /// Sends a JSON request and parses the response.
+    pub fn call(&mut self, request: &serde_json::Value) -> io::Result<serde_json::Value> {
+        let line = self.call_line(&request.to_string())?;
+        serde_json::from_str(&line).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("the worker answered something that is not JSON: {e}"),
+            )
+        })
+    }
+}

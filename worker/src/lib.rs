@@ -1,0 +1,214 @@
+//! The second-brain worker: owns the session store and serves the session
+//! API (INTERFACE §4, §5). `main.rs` parses arguments and calls [`run`].
+
+pub mod call;
+pub mod listener;
+pub mod server;
+pub mod store;
+
+use std::io::Write;
+use std::os::fd::OwnedFd;
+use std::time::{Duration, Instant};
+
+use shared::paths::DataDir;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{oneshot, watch};
+use tracing::{error, info, warn};
+
+use listener::{Inherited, ListenSource};
+use server::ServerOptions;
+use store::{OpenError, Store, StoreOptions};
+
+/// Everything `run` needs, already validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: DataDir,
+    pub store: StoreOptions,
+    pub max_connections: usize,
+    /// How long connections get to finish once a stop begins.
+    pub drain_timeout: Duration,
+}
+
+/// Exit statuses of the worker (README "Exit codes").
+pub mod exit {
+    /// A clean stop.
+    pub const OK: i32 = 0;
+    /// Could not start or serve (another worker owns the directory, I/O).
+    pub const FAILURE: i32 = 1;
+    /// An invalid flag or environment value.
+    pub const CONFIG: i32 = 2;
+    /// Refused to start: stored data is damaged (nothing was changed).
+    pub const DAMAGED: i32 = 4;
+}
+
+/// Why the worker stopped with an error.
+#[derive(Debug)]
+pub enum RunError {
+    Open(OpenError),
+    Io { what: String, error: std::io::Error },
+    /// The final snapshot failed; the journal still holds every write.
+    FinalSnapshot(String),
+}
+
+impl RunError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            RunError::Open(OpenError::Snapshot { .. } | OpenError::Journal { .. }) => exit::DAMAGED,
+            _ => exit::FAILURE,
+        }
+    }
+}
+
+impl std::fmt::Display for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RunError::Open(e) => write!(f, "{e}"),
+            RunError::Io { what, error } => write!(f, "{what}: {error}"),
+            RunError::FinalSnapshot(e) => write!(
+                f,
+                "the final snapshot failed ({e}); every write is still in the journal and \
+                 will be restored at the next start"
+            ),
+        }
+    }
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> RunError {
+    let what = what.into();
+    move |error| RunError::Io { what, error }
+}
+
+/// Serves until SIGTERM/SIGINT (or the supervisor's pipe closes), then
+/// answers what was received, writes `sessions.json` and returns.
+pub async fn run(config: Config, inherited: Inherited) -> Result<(), RunError> {
+    let started = Instant::now();
+    let mut sigterm = signal(SignalKind::terminate()).map_err(io("cannot handle SIGTERM"))?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(io("cannot handle SIGINT"))?;
+    let mut sigusr1 = signal(SignalKind::user_defined1()).map_err(io("cannot handle SIGUSR1"))?;
+    let parent_gone = watch_parent(inherited.parent);
+
+    let dir = config.data_dir.clone();
+    let store_options = config.store.clone();
+    let (store, report) = tokio::task::spawn_blocking(move || Store::open(&dir, store_options))
+        .await
+        .expect("store open does not panic")
+        .map_err(RunError::Open)?;
+    for aside in &report.set_aside {
+        warn!(file = %aside, "set aside unreadable bytes that were never acknowledged");
+    }
+    for temp in &report.temps_removed {
+        info!(file = %temp, "removed a temp file left by a crash");
+    }
+
+    let source = match inherited.listener {
+        Some(fd) => ListenSource::Inherited(fd),
+        None => ListenSource::Bind(config.data_dir.worker_sock()),
+    };
+    let (listener, bound_path) = listener::listen(source).map_err(io("cannot listen"))?;
+    let owner_uid = config
+        .data_dir
+        .owner_uid()
+        .map_err(io(format!("cannot read the owner of {}", config.data_dir.root().display())))?;
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let options = ServerOptions {
+        owner_uid,
+        max_connections: config.max_connections,
+        drain_timeout: config.drain_timeout,
+    };
+    let server = tokio::spawn(server::serve(listener, store.clone(), options, stop_rx));
+    info!(
+        sessions = report.sessions,
+        replayed = report.replayed_records,
+        journals = report.journals,
+        took_ms = started.elapsed().as_millis() as u64,
+        socket = %bound_path.as_deref().unwrap_or(config.data_dir.worker_sock().as_path()).display(),
+        inherited = bound_path.is_none(),
+        "worker ready"
+    );
+    if let Some(ready) = inherited.ready {
+        announce_ready(ready);
+    }
+
+    let parent_gone = async move {
+        match parent_gone {
+            // Ok or Err: either way the watcher saw the end of the pipe.
+            Some(rx) => {
+                let _ = rx.await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::pin!(parent_gone);
+    let reason = loop {
+        tokio::select! {
+            _ = sigterm.recv() => break "SIGTERM",
+            _ = sigint.recv() => break "SIGINT",
+            _ = &mut parent_gone => break "the supervisor is gone",
+            _ = sigusr1.recv() => {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    match store.checkpoint().await {
+                        Ok(i) => info!(sessions = i.sessions, bytes = i.bytes, took_ms = i.took.as_millis() as u64, "checkpoint written"),
+                        Err(e) => error!(error = %e, "checkpoint failed"),
+                    }
+                });
+            }
+        }
+    };
+    info!(reason, "stopping: no new connections; answering what was received");
+    let _ = stop_tx.send(true);
+    if let Err(e) = server.await {
+        error!(error = %e, "the server task failed");
+    }
+    let result = store.close().await;
+    if let Some(path) = bound_path {
+        let _ = std::fs::remove_file(path);
+    }
+    match result {
+        Ok(info) => {
+            info!(sessions = info.sessions, took_ms = started.elapsed().as_millis() as u64, "stopped");
+            Ok(())
+        }
+        Err(e) => Err(RunError::FinalSnapshot(e)),
+    }
+}
+
+/// Tells the supervisor the worker is serving: one line on the ready pipe.
+fn announce_ready(fd: OwnedFd) {
+    let mut pipe = std::fs::File::from(fd);
+    let line = format!("ready {} {}\n", std::process::id(), shared::version::COMMIT);
+    if let Err(e) = pipe.write_all(line.as_bytes()) {
+        warn!(error = %e, "cannot announce readiness to the supervisor");
+    }
+}
+
+/// Resolves when the supervisor's end of the parent pipe closes (EOF),
+/// which happens when the supervisor dies, however it dies. `None` when
+/// the worker runs on its own.
+fn watch_parent(fd: Option<OwnedFd>) -> Option<oneshot::Receiver<()>> {
+    let (tx, rx) = oneshot::channel();
+    match fd {
+        Some(fd) => {
+            std::thread::Builder::new()
+                .name("parent-watch".into())
+                .spawn(move || {
+                    use std::io::Read;
+                    let mut pipe = std::fs::File::from(fd);
+                    let mut buf = [0u8; 64];
+                    loop {
+                        match pipe.read(&mut buf) {
+                            Ok(0) => break,
+                            Ok(_) => continue,
+                            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                            Err(_) => break,
+                        }
+                    }
+                    let _ = tx.send(());
+                })
+                .expect("a thread can be started at startup");
+            Some(rx)
+        }
+        None => None,
+    }
+}

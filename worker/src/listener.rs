@@ -1,0 +1,141 @@
+//! Where the worker listens, and the pipes it shares with a supervisor.
+//!
+//! Run by hand, the worker binds `worker.sock` itself. Started by the
+//! supervisor, it inherits the listening socket as fd 3 with
+//! `LISTEN_FDS=1` (systemd's convention), a pipe to announce readiness on
+//! (`SECOND_BRAIN_READY_FD`) and a pipe whose EOF means the supervisor is
+//! gone (`SECOND_BRAIN_PARENT_FD`).
+
+use std::fs;
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use nix::sys::socket::{getsockopt, sockopt};
+
+/// The first inherited fd, by convention.
+pub const LISTEN_FD: RawFd = 3;
+pub const LISTEN_FDS_ENV: &str = "LISTEN_FDS";
+pub const READY_FD_ENV: &str = "SECOND_BRAIN_READY_FD";
+pub const PARENT_FD_ENV: &str = "SECOND_BRAIN_PARENT_FD";
+
+/// How the worker gets its listening socket.
+#[derive(Debug)]
+pub enum ListenSource {
+    /// Bind `path` (removing a stale socket file first); unlink it on exit.
+    Bind(PathBuf),
+    /// A listening socket inherited from the supervisor.
+    Inherited(OwnedFd),
+}
+
+/// What the supervisor handed over, read from the environment once at
+/// start (before any thread exists) and then removed from it so that
+/// nothing the worker starts inherits it.
+#[derive(Debug, Default)]
+pub struct Inherited {
+    pub listener: Option<OwnedFd>,
+    pub ready: Option<OwnedFd>,
+    pub parent: Option<OwnedFd>,
+}
+
+fn fd_from_env(name: &str) -> io::Result<Option<OwnedFd>> {
+    let Some(raw) = std::env::var_os(name) else {
+        return Ok(None);
+    };
+    std::env::remove_var(name);
+    let fd: RawFd = raw
+        .to_str()
+        .and_then(|s| s.parse().ok())
+        .filter(|fd| *fd > 2)
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{name}={raw:?} is not a file descriptor number above 2"),
+            )
+        })?;
+    check_open(fd, name)?;
+    // SAFETY: the supervisor opened this fd for us and nothing else owns it.
+    Ok(Some(unsafe { OwnedFd::from_raw_fd(fd) }))
+}
+
+fn check_open(fd: RawFd, what: &str) -> io::Result<()> {
+    nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD)
+        .map(|_| ())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{what}: fd {fd} is not open: {e}")))
+}
+
+impl Inherited {
+    /// Reads and clears `LISTEN_FDS`, `SECOND_BRAIN_READY_FD`,
+    /// `SECOND_BRAIN_PARENT_FD`. Call before starting any thread.
+    pub fn from_env() -> io::Result<Inherited> {
+        let listener = match std::env::var_os(LISTEN_FDS_ENV) {
+            None => None,
+            Some(v) => {
+                std::env::remove_var(LISTEN_FDS_ENV);
+                std::env::remove_var("LISTEN_PID");
+                std::env::remove_var("LISTEN_FDNAMES");
+                if v != "1" {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("LISTEN_FDS={v:?}: the worker takes exactly one socket (LISTEN_FDS=1)"),
+                    ));
+                }
+                check_open(LISTEN_FD, LISTEN_FDS_ENV)?;
+                // SAFETY: LISTEN_FDS=1 hands us fd 3; nothing else owns it.
+                let fd = unsafe { OwnedFd::from_raw_fd(LISTEN_FD) };
+                let listening = getsockopt(&fd, sockopt::AcceptConn).map_err(|e| {
+                    io::Error::new(io::ErrorKind::InvalidInput, format!("LISTEN_FDS=1 but fd 3 is not a socket: {e}"))
+                })?;
+                if !listening {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "LISTEN_FDS=1 but fd 3 is not a listening socket",
+                    ));
+                }
+                Some(fd)
+            }
+        };
+        Ok(Inherited {
+            listener,
+            ready: fd_from_env(READY_FD_ENV)?,
+            parent: fd_from_env(PARENT_FD_ENV)?,
+        })
+    }
+}
+
+/// A tokio listener from `source`; for `Bind`, the path to unlink at exit.
+pub fn listen(source: ListenSource) -> io::Result<(tokio::net::UnixListener, Option<PathBuf>)> {
+    match source {
+        ListenSource::Inherited(fd) => {
+            let std_listener = std::os::unix::net::UnixListener::from(fd);
+            // tokio requires non-blocking mode (and panics in debug otherwise).
+            std_listener.set_nonblocking(true)?;
+            Ok((tokio::net::UnixListener::from_std(std_listener)?, None))
+        }
+        ListenSource::Bind(path) => {
+            remove_stale_socket(&path)?;
+            let listener = tokio::net::UnixListener::bind(&path).map_err(|e| {
+                io::Error::new(e.kind(), format!("cannot bind {}: {e}", path.display()))
+            })?;
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o600))?;
+            Ok((listener, Some(path)))
+        }
+    }
+}
+
+/// Removes a socket file left by a dead worker. Only called with the
+/// store lock held, so no live worker can be listening on it. Refuses to
+/// remove anything that is not a socket.
+fn remove_stale_socket(path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => fs::remove_file(path),
+        Ok(_) => Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("{} exists and is not a socket; move it away", path.display()),
+        )),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}

@@ -1,0 +1,110 @@
+//! `worker`: serves the session store in the foreground. See the README.
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use shared::config;
+use shared::paths::DataDir;
+use worker::call::{call, CallOp};
+use worker::listener::Inherited;
+use worker::store::StoreOptions;
+use worker::{exit, run, Config};
+
+#[derive(Parser)]
+#[command(
+    name = "worker",
+    version = shared::version::VERSION_AND_COMMIT,
+    about = "The second-brain worker: a durable session store on a Unix socket.",
+    long_about = "The second-brain worker: a durable session store on a Unix socket.\n\n\
+        Without a subcommand it serves in the foreground, logging to stderr, until \
+        SIGTERM or SIGINT. SIGUSR1 writes sessions.json while it keeps serving."
+)]
+struct Cli {
+    /// Data directory [env: SECOND_BRAIN_DATA_DIR] [default: ~/.second-brain]
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<OsString>,
+
+    /// Write a snapshot once the journal exceeds this many bytes (and the last snapshot's size)
+    #[arg(long, value_name = "BYTES", default_value_t = StoreOptions::default().compact_min_bytes)]
+    compact_min_bytes: u64,
+
+    /// Most client connections served at once
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    max_connections: usize,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Call one session op on the running worker and print the JSON answer
+    /// (exit 0 if ok, 1 on an error answer, 3 if no worker answers).
+    Call {
+        #[command(subcommand)]
+        op: CallOp,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let data_dir = match config::data_dir(cli.data_dir) {
+        Ok(d) => DataDir::new(d),
+        Err(e) => return fail_config(e),
+    };
+    if let Some(Command::Call { op }) = cli.command {
+        return code(call(&data_dir.worker_sock(), op));
+    }
+    let filter = match config::log_filter() {
+        Ok(f) => f,
+        Err(e) => return fail_config(e),
+    };
+    // Read inherited fds before any thread exists: it edits the environment.
+    let inherited = match Inherited::from_env() {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("worker: {e}");
+            return code(exit::CONFIG);
+        }
+    };
+    shared::logging::init_stderr(&filter);
+    let config = Config {
+        data_dir,
+        store: StoreOptions {
+            compact_min_bytes: cli.compact_min_bytes,
+            ..StoreOptions::default()
+        },
+        max_connections: cli.max_connections.max(1),
+        drain_timeout: Duration::from_secs(3),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("worker")
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("worker: cannot start the async runtime: {e}");
+            return code(exit::FAILURE);
+        }
+    };
+    match runtime.block_on(run(config, inherited)) {
+        Ok(()) => code(exit::OK),
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("worker: {e}");
+            code(e.exit_code())
+        }
+    }
+}
+
+fn fail_config(e: config::ConfigError) -> ExitCode {
+    eprintln!("worker: {e}");
+    code(config::EXIT_CONFIG)
+}
+
+fn code(c: i32) -> ExitCode {
+    ExitCode::from(c as u8)
+}

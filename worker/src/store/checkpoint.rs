@@ -1,0 +1,72 @@
+//! The checkpoint thread: writes `sessions.json` with the atomic-replace
+//! recipe, then deletes the journals the snapshot covers.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use shared::protocol::Session;
+use tracing::{debug, warn};
+
+use super::recovery::list_journals;
+use super::snapshot;
+use super::writer::CheckpointReply;
+use super::Inner;
+
+/// A state to write, and the newest journal generation it covers.
+pub struct Job {
+    pub sessions: Vec<Arc<Session>>,
+    pub upto_generation: u64,
+    pub waiters: Vec<CheckpointReply>,
+}
+
+/// What a finished checkpoint wrote.
+#[derive(Debug, Clone)]
+pub struct CheckpointInfo {
+    pub sessions: usize,
+    pub bytes: u64,
+    pub took: Duration,
+}
+
+pub fn run(inner: Arc<Inner>, rx: std::sync::mpsc::Receiver<Job>) {
+    while let Ok(mut job) = rx.recv() {
+        // Only the newest state matters; it covers every older job.
+        while let Ok(mut newer) = rx.try_recv() {
+            newer.waiters.append(&mut job.waiters);
+            job = newer;
+        }
+        let started = Instant::now();
+        let result = write(&inner, &job).map_err(|e| e.to_string());
+        inner.checkpoint_in_flight.store(false, Ordering::Release);
+        let result = result.map(|bytes| CheckpointInfo {
+            sessions: job.sessions.len(),
+            bytes,
+            took: started.elapsed(),
+        });
+        match &result {
+            Ok(info) => debug!(sessions = info.sessions, bytes = info.bytes, took_ms = info.took.as_millis() as u64, "snapshot written"),
+            Err(e) => warn!(error = %e, "snapshot failed; the journals still hold every write"),
+        }
+        for w in job.waiters {
+            let _ = w.send(result.clone());
+        }
+    }
+}
+
+fn write(inner: &Inner, job: &Job) -> std::io::Result<u64> {
+    let bytes = snapshot::save(&inner.dir.sessions_json(), &job.sessions)?;
+    let journal_dir = inner.dir.journal_dir();
+    let journals = list_journals(&journal_dir).map_err(|e| std::io::Error::other(e.to_string()))?;
+    for (generation, path) in journals {
+        if generation <= job.upto_generation {
+            std::fs::remove_file(&path)?;
+        }
+    }
+    shared::fsutil::fsync_dir(&journal_dir)?;
+    let c = &inner.counters;
+    c.snapshot_bytes.store(bytes, Ordering::Relaxed);
+    c.checkpoints.fetch_add(1, Ordering::Relaxed);
+    *inner.last_checkpoint_at.lock().expect("checkpoint time lock poisoned") =
+        Some(shared::time::now_rfc3339());
+    Ok(bytes)
+}

@@ -1,0 +1,238 @@
+//! The durable session store.
+//!
+//! State lives in memory (a sorted map); durability comes from the journal
+//! (every acknowledged write is fsync'd there first) and `sessions.json`
+//! (written on checkpoints, after which the journals it covers go away).
+//! See `journal.rs` for the file format and `recovery.rs` for restores.
+
+pub mod checkpoint;
+pub mod journal;
+pub mod lock;
+pub mod record;
+pub mod recovery;
+pub mod snapshot;
+pub mod writer;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use serde_json::value::RawValue;
+use shared::paths::DataDir;
+use shared::protocol::{ApiError, ErrorCode, Session, SessionHeader, Stats};
+use tokio::sync::{mpsc, oneshot};
+
+pub use checkpoint::CheckpointInfo;
+pub use recovery::{OpenError, RecoveryReport};
+use snapshot::Sessions;
+use writer::{Command, Writer};
+
+/// Tuning knobs; the defaults suit a real deployment.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// A snapshot is written once the journal is larger than the last
+    /// snapshot and larger than this.
+    pub compact_min_bytes: u64,
+    /// The journal is preallocated with zeros in chunks of this size.
+    pub prealloc_chunk: u64,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            compact_min_bytes: 64 * 1024 * 1024,
+            prealloc_chunk: 8 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub writes: AtomicU64,
+    pub commits: AtomicU64,
+    pub checkpoints: AtomicU64,
+    pub journal_bytes: AtomicU64,
+    pub snapshot_bytes: AtomicU64,
+}
+
+/// What the writer, the checkpoint thread and readers share.
+pub struct Inner {
+    pub(crate) dir: DataDir,
+    pub(crate) sessions: RwLock<Sessions>,
+    pub(crate) counters: Counters,
+    pub(crate) checkpoint_in_flight: AtomicBool,
+    pub(crate) last_checkpoint_at: Mutex<Option<String>>,
+}
+
+/// A handle to the store; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+    tx: mpsc::Sender<Command>,
+    threads: Arc<Mutex<Vec<std::thread::JoinHandle<()>>>>,
+    _lock: Arc<lock::StoreLock>,
+}
+
+fn closed() -> ApiError {
+    ApiError::new(ErrorCode::Unavailable, "the store is shutting down")
+}
+
+impl Store {
+    /// Takes the data directory's lock, restores its state and starts the
+    /// writer. Refuses (changing nothing) when data is damaged.
+    pub fn open(dir: &DataDir, options: StoreOptions) -> Result<(Store, RecoveryReport), OpenError> {
+        dir.ensure().map_err(|error| OpenError::Io {
+            what: format!("cannot use data directory {}", dir.root().display()),
+            error,
+        })?;
+        let lock = lock::acquire(&dir.worker_lock()).map_err(|error| OpenError::Io {
+            what: "cannot take the store lock".into(),
+            error,
+        })?;
+        let recovered = recovery::recover(dir, options.prealloc_chunk)?;
+        let inner = Arc::new(Inner {
+            dir: dir.clone(),
+            sessions: RwLock::new(recovered.sessions),
+            counters: Counters::default(),
+            checkpoint_in_flight: AtomicBool::new(false),
+            last_checkpoint_at: Mutex::new(None),
+        });
+        inner
+            .counters
+            .snapshot_bytes
+            .store(recovered.report.snapshot_bytes, Ordering::Relaxed);
+        inner
+            .counters
+            .journal_bytes
+            .store(recovered.journal.len(), Ordering::Relaxed);
+        let (ckpt_tx, ckpt_rx) = std::sync::mpsc::channel();
+        let (tx, rx) = mpsc::channel(8192);
+        let spawn_err = |error| OpenError::Io {
+            what: "cannot start a store thread".into(),
+            error,
+        };
+        let ckpt_inner = inner.clone();
+        let ckpt = std::thread::Builder::new()
+            .name("checkpoint".into())
+            .spawn(move || checkpoint::run(ckpt_inner, ckpt_rx))
+            .map_err(spawn_err)?;
+        let writer = Writer {
+            inner: inner.clone(),
+            journal: recovered.journal,
+            checkpoints: ckpt_tx,
+            options,
+            poisoned: None,
+        };
+        let writer = std::thread::Builder::new()
+            .name("journal-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(spawn_err)?;
+        let store = Store {
+            inner,
+            tx,
+            threads: Arc::new(Mutex::new(vec![writer, ckpt])),
+            _lock: Arc::new(lock),
+        };
+        Ok((store, recovered.report))
+    }
+
+    /// Creates or replaces a session; returns once it is durable.
+    pub async fn put(&self, id: String, data: Box<RawValue>) -> Result<Arc<Session>, ApiError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Put { id, data, reply })
+            .await
+            .map_err(|_| closed())?;
+        rx.await.map_err(|_| closed())?
+    }
+
+    /// Deletes a session; returns once the deletion is durable.
+    pub async fn delete(&self, id: String) -> Result<(), ApiError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Delete { id, reply })
+            .await
+            .map_err(|_| closed())?;
+        rx.await.map_err(|_| closed())?
+    }
+
+    /// One session, if it exists.
+    pub fn get(&self, id: &str) -> Option<Arc<Session>> {
+        self.inner.sessions.read().expect("session map lock poisoned").get(id).cloned()
+    }
+
+    /// Session headers sorted by id, from `prefix`, at most `limit`.
+    pub fn list(&self, prefix: Option<&str>, limit: Option<usize>) -> Vec<SessionHeader> {
+        let sessions = self.inner.sessions.read().expect("session map lock poisoned");
+        let prefix = prefix.unwrap_or("");
+        sessions
+            .range::<str, _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded))
+            .take_while(|(id, _)| id.starts_with(prefix))
+            .take(limit.unwrap_or(usize::MAX))
+            .map(|(_, s)| SessionHeader {
+                id: s.id.clone(),
+                created_at: s.created_at.clone(),
+                updated_at: s.updated_at.clone(),
+            })
+            .collect()
+    }
+
+    /// How many sessions there are.
+    pub fn len(&self) -> usize {
+        self.inner.sessions.read().expect("session map lock poisoned").len()
+    }
+
+    /// Whether the store holds no session.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Counters for `stats` (without `connections`, which the server adds).
+    pub fn stats(&self) -> Stats {
+        let c = &self.inner.counters;
+        Stats {
+            count: self.len(),
+            journal_bytes: c.journal_bytes.load(Ordering::Relaxed),
+            snapshot_bytes: c.snapshot_bytes.load(Ordering::Relaxed),
+            writes: c.writes.load(Ordering::Relaxed),
+            commits: c.commits.load(Ordering::Relaxed),
+            checkpoints: c.checkpoints.load(Ordering::Relaxed),
+            last_checkpoint_at: self
+                .inner
+                .last_checkpoint_at
+                .lock()
+                .expect("checkpoint time lock poisoned")
+                .clone(),
+            connections: 0,
+        }
+    }
+
+    /// Writes `sessions.json` with every write acknowledged so far.
+    pub async fn checkpoint(&self) -> Result<CheckpointInfo, String> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Checkpoint { reply })
+            .await
+            .map_err(|_| "the store is shutting down".to_string())?;
+        rx.await.map_err(|_| "the store is shutting down".to_string())?
+    }
+
+    /// Writes the final snapshot and stops the store's threads. Writes
+    /// sent after this are refused with `unavailable`.
+    pub async fn close(&self) -> Result<CheckpointInfo, String> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Close { reply })
+            .await
+            .map_err(|_| "the store is already closed".to_string())?;
+        let result = rx.await.map_err(|_| "the store writer stopped".to_string())?;
+        let threads = std::mem::take(&mut *self.threads.lock().expect("thread list lock poisoned"));
+        tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        result
+    }
+}

@@ -1,0 +1,284 @@
+//! Restore on start: snapshot plus journal replay, with damage handled so
+//! that nothing acknowledged is lost and nothing unreadable is overwritten.
+
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use shared::fsutil::{fsync_dir, remove_leftover_temps};
+use shared::paths::DataDir;
+
+use super::journal::{self, Header, JournalFile, Tail};
+use super::record::JournalOp;
+use super::snapshot::{self, Sessions, SnapshotError};
+
+/// Why the store refuses to open. Every file named here is unchanged.
+#[derive(Debug)]
+pub enum OpenError {
+    /// Another worker holds the lock, or the directory is unusable.
+    Io { what: String, error: io::Error },
+    /// `sessions.json` cannot be read.
+    Snapshot { path: PathBuf, error: SnapshotError },
+    /// A journal file is damaged in a way that could hide acknowledged writes.
+    Journal {
+        path: PathBuf,
+        offset: u64,
+        reason: String,
+    },
+}
+
+impl std::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OpenError::Io { what, error } => write!(f, "{what}: {error}"),
+            OpenError::Snapshot { path, error } => write!(
+                f,
+                "{} is {error}. It was not changed. Restore it from a backup, or move it \
+                 away to start without those sessions.",
+                path.display()
+            ),
+            OpenError::Journal {
+                path,
+                offset,
+                reason,
+            } => write!(
+                f,
+                "journal {} is damaged at byte {offset}: {reason}. It was not changed; \
+                 records after that point may hold acknowledged writes. Copy it somewhere \
+                 safe, then move it away to start without them.",
+                path.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for OpenError {}
+
+fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> OpenError {
+    let what = what.into();
+    move |error| OpenError::Io { what, error }
+}
+
+/// What a start found and did, for the log.
+#[derive(Debug, Default)]
+pub struct RecoveryReport {
+    pub sessions: usize,
+    pub snapshot_bytes: u64,
+    pub journals: usize,
+    pub replayed_records: usize,
+    /// Files and byte ranges set aside in `damaged/`.
+    pub set_aside: Vec<String>,
+    pub temps_removed: Vec<String>,
+    pub elapsed: Duration,
+}
+
+/// The restored state and the journal to append to.
+pub struct Recovered {
+    pub sessions: Sessions,
+    pub journal: JournalFile,
+    pub report: RecoveryReport,
+}
+
+struct JournalPlan {
+    path: PathBuf,
+    generation: u64,
+    bytes: Vec<u8>,
+    kind: PlanKind,
+}
+
+enum PlanKind {
+    Blank,
+    Records { scan: journal::Scan },
+}
+
+/// Reads snapshot and journals; refuses on damage before changing anything.
+pub fn recover(dir: &DataDir, chunk: u64) -> Result<Recovered, OpenError> {
+    let started = Instant::now();
+    let mut report = RecoveryReport::default();
+    let journal_dir = dir.journal_dir();
+    shared::paths::ensure_private_dir(&journal_dir)
+        .map_err(io_err(format!("cannot create {}", journal_dir.display())))?;
+    for d in [dir.root(), journal_dir.as_path()] {
+        let removed = remove_leftover_temps(d)
+            .map_err(io_err(format!("cannot clean {}", d.display())))?;
+        report.temps_removed.extend(removed);
+    }
+
+    let snapshot_path = dir.sessions_json();
+    let (mut sessions, snapshot_bytes) = snapshot::load(&snapshot_path).map_err(|error| {
+        OpenError::Snapshot {
+            path: snapshot_path.clone(),
+            error,
+        }
+    })?;
+    report.snapshot_bytes = snapshot_bytes;
+
+    // Read and judge every journal first; change nothing until all are fine.
+    let mut plans = Vec::new();
+    for (generation, path) in list_journals(&journal_dir)? {
+        let bytes = fs::read(&path).map_err(io_err(format!("cannot read {}", path.display())))?;
+        let kind = match journal::decode_header(&bytes) {
+            Header::Blank => PlanKind::Blank,
+            Header::Damaged => {
+                return Err(OpenError::Journal {
+                    path,
+                    offset: 0,
+                    reason: "the file header is not a journal header".into(),
+                })
+            }
+            Header::UnknownVersion(v) => {
+                return Err(OpenError::Journal {
+                    path,
+                    offset: 6,
+                    reason: format!(
+                        "format version {v}; this worker reads version {}",
+                        journal::FORMAT_VERSION
+                    ),
+                })
+            }
+            Header::Valid { generation: g } if g != generation => {
+                return Err(OpenError::Journal {
+                    path,
+                    offset: 8,
+                    reason: format!("the header says generation {g}, the name {generation}"),
+                })
+            }
+            Header::Valid { .. } => {
+                let scan = journal::scan(&bytes);
+                if let Tail::Corrupt { offset, next_valid } = scan.tail {
+                    return Err(OpenError::Journal {
+                        path,
+                        offset: offset as u64,
+                        reason: format!(
+                            "an unreadable record with a valid one after it at byte {next_valid}"
+                        ),
+                    });
+                }
+                PlanKind::Records { scan }
+            }
+        };
+        plans.push(JournalPlan {
+            path,
+            generation,
+            bytes,
+            kind,
+        });
+    }
+
+    // Replay in generation order. A record is a whole new state of one id,
+    // so replaying records the snapshot already holds changes nothing.
+    for plan in &plans {
+        let PlanKind::Records { scan } = &plan.kind else {
+            continue;
+        };
+        for range in &scan.records {
+            let op: JournalOp = serde_json::from_slice(&plan.bytes[range.clone()]).map_err(|e| {
+                OpenError::Journal {
+                    path: plan.path.clone(),
+                    offset: (range.start - journal::RECORD_HEADER_LEN) as u64,
+                    reason: format!("a record with a valid checksum is not a journal entry: {e}"),
+                }
+            })?;
+            match op {
+                JournalOp::Put(s) => {
+                    sessions.insert(s.id.clone(), Arc::new(s));
+                }
+                JournalOp::Del(id) => {
+                    sessions.remove(&id);
+                }
+            }
+            report.replayed_records += 1;
+        }
+    }
+    report.journals = plans.len();
+    report.sessions = sessions.len();
+
+    // Now repair: set torn tails and blank files aside, then pick the journal.
+    let damaged_dir = dir.damaged_dir();
+    let mut append_to = None;
+    let mut max_generation = 0;
+    for plan in plans {
+        max_generation = max_generation.max(plan.generation);
+        match plan.kind {
+            PlanKind::Blank => {
+                shared::paths::ensure_private_dir(&damaged_dir)
+                    .map_err(io_err(format!("cannot create {}", damaged_dir.display())))?;
+                let name = plan.path.file_name().expect("journal files have names");
+                let aside = damaged_dir.join(format!("{}.blank", name.to_string_lossy()));
+                fs::rename(&plan.path, &aside)
+                    .and_then(|_| fsync_dir(&damaged_dir))
+                    .and_then(|_| fsync_dir(&journal_dir))
+                    .map_err(io_err(format!("cannot set aside {}", plan.path.display())))?;
+                report.set_aside.push(format!("{} (never used)", aside.display()));
+            }
+            PlanKind::Records { scan } => {
+                if let Tail::Torn { from, to } = scan.tail {
+                    let aside = set_aside_torn(&damaged_dir, &plan.path, &plan.bytes[from..to], from)
+                        .map_err(io_err(format!("cannot set aside the torn tail of {}", plan.path.display())))?;
+                    report.set_aside.push(format!(
+                        "{} ({} torn bytes from offset {from} of {})",
+                        aside.display(),
+                        to - from,
+                        plan.path.display()
+                    ));
+                }
+                append_to = Some((plan.path, plan.generation, scan.end as u64));
+            }
+        }
+    }
+
+    let journal = match append_to {
+        Some((path, generation, end)) if generation == max_generation => {
+            JournalFile::reopen(&path, generation, end, chunk)
+                .map_err(io_err(format!("cannot open {}", path.display())))?
+        }
+        _ => JournalFile::create(&journal_dir, max_generation + 1, chunk)
+            .map_err(io_err(format!("cannot create a journal in {}", journal_dir.display())))?,
+    };
+    report.elapsed = started.elapsed();
+    Ok(Recovered {
+        sessions,
+        journal,
+        report,
+    })
+}
+
+/// The journal files in `dir`, by generation.
+pub fn list_journals(dir: &Path) -> Result<Vec<(u64, PathBuf)>, OpenError> {
+    let mut out = Vec::new();
+    let entries = fs::read_dir(dir).map_err(io_err(format!("cannot list {}", dir.display())))?;
+    for entry in entries {
+        let entry = entry.map_err(io_err(format!("cannot list {}", dir.display())))?;
+        if let Some(generation) = journal::parse_file_name(&entry.file_name().to_string_lossy()) {
+            out.push((generation, entry.path()));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Copies the torn bytes to `damaged/`, durably, then zeroes them in place.
+fn set_aside_torn(damaged_dir: &Path, journal: &Path, torn: &[u8], from: usize) -> io::Result<PathBuf> {
+    shared::paths::ensure_private_dir(damaged_dir)?;
+    let name = journal.file_name().expect("journal files have names");
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    let aside = damaged_dir.join(format!("{}.torn-at-{from}-{millis}", name.to_string_lossy()));
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&aside)?;
+    f.write_all(torn)?;
+    f.sync_all()?;
+    fsync_dir(damaged_dir)?;
+    let j = fs::OpenOptions::new().write(true).open(journal)?;
+    j.write_all_at(&vec![0u8; torn.len()], from as u64)?;
+    j.sync_data()?;
+    Ok(aside)
+}

@@ -1,0 +1,214 @@
+//! `sessions.json` (INTERFACE §3): read on start, written atomically.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::Deserialize;
+use shared::ids::validate_id;
+use shared::protocol::Session;
+
+/// The only snapshot format version this build reads and writes.
+pub const SNAPSHOT_VERSION: u64 = 1;
+
+/// The sessions of a store, by id.
+pub type Sessions = BTreeMap<String, Arc<Session>>;
+
+/// Why a snapshot could not be used. The file is left exactly as it was.
+#[derive(Debug)]
+pub enum SnapshotError {
+    Io(io::Error),
+    /// Not a readable version-1 snapshot; `offset` is the byte where
+    /// reading failed.
+    Damaged { offset: u64, reason: String },
+    /// A version this build does not read.
+    UnknownVersion(serde_json::Value),
+}
+
+impl std::fmt::Display for SnapshotError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SnapshotError::Io(e) => write!(f, "cannot read it: {e}"),
+            SnapshotError::Damaged { offset, reason } => {
+                write!(f, "unreadable at byte {offset}: {reason}")
+            }
+            SnapshotError::UnknownVersion(v) => write!(
+                f,
+                "it has format version {v}, and this worker reads version {SNAPSHOT_VERSION} \
+                 (written by a newer release?)"
+            ),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct SnapshotFile {
+    version: serde_json::Value,
+    sessions: BTreeMap<String, Session>,
+}
+
+#[derive(Deserialize)]
+struct VersionOnly {
+    version: serde_json::Value,
+}
+
+/// The byte offset of serde_json's (line, column) in `bytes`.
+fn byte_offset(bytes: &[u8], err: &serde_json::Error) -> u64 {
+    let (line, column) = (err.line(), err.column());
+    if line == 0 {
+        return 0;
+    }
+    let mut start = 0usize;
+    for _ in 1..line {
+        match bytes[start..].iter().position(|b| *b == b'\n') {
+            Some(p) => start += p + 1,
+            None => break,
+        }
+    }
+    (start + column.saturating_sub(1)).min(bytes.len()) as u64
+}
+
+/// Parses snapshot bytes into sessions, checking version and ids.
+pub fn parse(bytes: &[u8]) -> Result<Sessions, SnapshotError> {
+    let damaged = |offset: u64, reason: String| SnapshotError::Damaged { offset, reason };
+    let file: SnapshotFile = match serde_json::from_slice(bytes) {
+        Ok(f) => f,
+        Err(e) => {
+            // A version other than 1 is reported as such, whatever else fails.
+            if let Ok(v) = serde_json::from_slice::<VersionOnly>(bytes) {
+                if v.version != serde_json::json!(SNAPSHOT_VERSION) {
+                    return Err(SnapshotError::UnknownVersion(v.version));
+                }
+            }
+            return Err(damaged(byte_offset(bytes, &e), e.to_string()));
+        }
+    };
+    if file.version != serde_json::json!(SNAPSHOT_VERSION) {
+        return Err(SnapshotError::UnknownVersion(file.version));
+    }
+    let mut sessions = Sessions::new();
+    for (key, session) in file.sessions {
+        if key != session.id {
+            return Err(damaged(0, format!("session {key:?} has id {:?}", session.id)));
+        }
+        if let Err(why) = validate_id(&key) {
+            return Err(damaged(0, format!("session {key:?}: {why}")));
+        }
+        sessions.insert(key, Arc::new(session));
+    }
+    Ok(sessions)
+}
+
+/// Reads `path`; a missing file is an empty store.
+pub fn load(path: &Path) -> Result<(Sessions, u64), SnapshotError> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok((parse(&bytes)?, bytes.len() as u64)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok((Sessions::new(), 0)),
+        Err(e) => Err(SnapshotError::Io(e)),
+    }
+}
+
+/// Writes the snapshot document for `sessions` (in id order) to `w`.
+pub fn write_to<'a, W: Write>(
+    w: &mut W,
+    sessions: impl IntoIterator<Item = &'a Arc<Session>>,
+) -> io::Result<()> {
+    write!(w, "{{\"version\":{SNAPSHOT_VERSION},\"sessions\":{{")?;
+    for (i, s) in sessions.into_iter().enumerate() {
+        if i > 0 {
+            w.write_all(b",\n")?;
+        } else {
+            w.write_all(b"\n")?;
+        }
+        serde_json::to_writer(&mut *w, &s.id)?;
+        w.write_all(b":")?;
+        serde_json::to_writer(&mut *w, &**s)?;
+    }
+    w.write_all(b"\n}}\n")?;
+    Ok(())
+}
+
+/// Replaces `path` atomically with a snapshot of `sessions`; returns its size.
+pub fn save(path: &Path, sessions: &[Arc<Session>]) -> io::Result<u64> {
+    shared::fsutil::atomic_write(path, |w| write_to(w, sessions))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::value::RawValue;
+
+    fn session(id: &str, data: &str) -> Arc<Session> {
+        Arc::new(Session {
+            id: id.into(),
+            data: RawValue::from_string(data.into()).unwrap(),
+            created_at: "2026-11-24T06:00:00.123Z".into(),
+            updated_at: "2026-11-24T06:05:00.456Z".into(),
+        })
+    }
+
+    #[test]
+    fn round_trip_keeps_data_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sessions.json");
+        let items = vec![
+            session("a", r#"{"nested": [1, 2.5, "é\n"], "n": null}"#),
+            session("b:c@d", "42"),
+        ];
+        save(&path, &items).unwrap();
+        let (back, size) = load(&path).unwrap();
+        assert_eq!(size, std::fs::metadata(&path).unwrap().len());
+        assert_eq!(back.len(), 2);
+        assert_eq!(back["a"].data.get(), items[0].data.get());
+        assert_eq!(back["b:c@d"].created_at, "2026-11-24T06:00:00.123Z");
+        // Any JSON parser reads it as the §3 document.
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(v["version"], 1);
+        assert_eq!(v["sessions"]["a"]["id"], "a");
+        assert_eq!(v["sessions"]["a"]["data"]["nested"][1], 2.5);
+    }
+
+    #[test]
+    fn empty_store_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sessions.json");
+        save(&path, &[]).unwrap();
+        assert!(load(&path).unwrap().0.is_empty());
+        assert!(load(&dir.path().join("missing.json")).unwrap().0.is_empty());
+    }
+
+    #[test]
+    fn damage_is_reported_with_an_offset() {
+        let good = br#"{"version":1,"sessions":{"a":{"id":"a","data":1,"created_at":"x","updated_at":"y"}}}"#;
+        for cut in [0, 1, 10, good.len() - 1] {
+            match parse(&good[..cut]) {
+                Err(SnapshotError::Damaged { offset, .. }) => assert!(offset <= cut as u64),
+                other => panic!("cut {cut}: {other:?}"),
+            }
+        }
+        assert!(matches!(parse(b"\0\0\0\0"), Err(SnapshotError::Damaged { offset: 0, .. })));
+        assert!(matches!(
+            parse(br#"{"version":2,"sessions":{"a":"new shape"}}"#),
+            Err(SnapshotError::UnknownVersion(_))
+        ));
+        assert!(matches!(
+            parse(br#"{"version":1,"sessions":{"a":{"id":"b","data":1,"created_at":"x","updated_at":"y"}}}"#),
+            Err(SnapshotError::Damaged { .. })
+        ));
+        match parse(b"{\"version\":1,\n\"sessions\":{\"a\":tru}}") {
+            Err(SnapshotError::Damaged { offset, .. }) => assert!((28..=34).contains(&offset), "{offset}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_first_release_format_still_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/sessions-v1.json");
+        let (sessions, _) = load(&path).unwrap();
+        assert_eq!(sessions.len(), 3);
+        assert_eq!(sessions["user-1"].created_at, "2026-11-24T06:00:00.123Z");
+        let data: serde_json::Value = serde_json::from_str(sessions["user-1"].data.get()).unwrap();
+        assert_eq!(data["messages"][0]["role"], "user");
+    }
+}

@@ -1,0 +1,293 @@
+//! The single writer: group commit into the journal, then apply and answer.
+//!
+//! It drains every pending command, encodes all writes into one buffer,
+//! makes it durable with one write and one fsync, applies the batch to the
+//! in-memory map and answers every caller. Reads never wait for it.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use serde_json::value::RawValue;
+use shared::protocol::{ApiError, ErrorCode, Session};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{error, info, warn};
+
+use super::checkpoint::{CheckpointInfo, Job};
+use super::journal::{self, JournalFile};
+use super::record::JournalOpRef;
+use super::{Inner, StoreOptions};
+
+/// The most commands one commit takes.
+const MAX_BATCH: usize = 4096;
+
+pub type CheckpointReply = oneshot::Sender<Result<CheckpointInfo, String>>;
+
+/// What callers send the writer.
+pub enum Command {
+    Put {
+        id: String,
+        data: Box<RawValue>,
+        reply: oneshot::Sender<Result<Arc<Session>, ApiError>>,
+    },
+    Delete {
+        id: String,
+        reply: oneshot::Sender<Result<(), ApiError>>,
+    },
+    /// Write `sessions.json` now (SIGUSR1).
+    Checkpoint { reply: CheckpointReply },
+    /// Final snapshot, then stop.
+    Close { reply: CheckpointReply },
+}
+
+enum Ack {
+    Put(oneshot::Sender<Result<Arc<Session>, ApiError>>, Arc<Session>),
+    Delete(oneshot::Sender<Result<(), ApiError>>),
+}
+
+impl Ack {
+    fn fail(self, err: ApiError) {
+        match self {
+            Ack::Put(reply, _) => {
+                let _ = reply.send(Err(err));
+            }
+            Ack::Delete(reply) => {
+                let _ = reply.send(Err(err));
+            }
+        }
+    }
+}
+
+pub struct Writer {
+    pub inner: Arc<Inner>,
+    pub journal: JournalFile,
+    pub checkpoints: std::sync::mpsc::Sender<Job>,
+    pub options: StoreOptions,
+    /// Set after a failed journal write or fsync: acknowledging anything
+    /// more could lie (the kernel may have dropped the dirty pages).
+    pub poisoned: Option<String>,
+}
+
+impl Writer {
+    pub fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        let mut batch = Vec::with_capacity(64);
+        while let Some(first) = rx.blocking_recv() {
+            batch.push(first);
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(cmd) => batch.push(cmd),
+                    Err(_) => break,
+                }
+            }
+            if let Some(waiters) = self.commit(&mut batch) {
+                self.close(waiters);
+                return;
+            }
+        }
+    }
+
+    /// Commits one batch; if a `Close` came, returns who waits for the end.
+    fn commit(&mut self, batch: &mut Vec<Command>) -> Option<Vec<CheckpointReply>> {
+        let now = shared::time::now_rfc3339();
+        let mut buf = Vec::new();
+        let mut overlay: HashMap<String, Option<Arc<Session>>> = HashMap::new();
+        let mut acks = Vec::new();
+        let mut checkpoint_waiters = Vec::new();
+        let mut close = None;
+        {
+            let sessions = self.inner.sessions.read().expect("session map lock poisoned");
+            for cmd in batch.drain(..) {
+                match cmd {
+                    Command::Put { id, data, reply } => {
+                        if let Some(why) = &self.poisoned {
+                            let _ = reply.send(Err(unavailable(why)));
+                            continue;
+                        }
+                        let existing = match overlay.get(&id) {
+                            Some(s) => s.clone(),
+                            None => sessions.get(&id).cloned(),
+                        };
+                        let created_at = existing.map_or_else(|| now.clone(), |s| s.created_at.clone());
+                        let session = Arc::new(Session {
+                            id: id.clone(),
+                            data,
+                            created_at,
+                            updated_at: now.clone(),
+                        });
+                        encode(&JournalOpRef::Put(&session), &mut buf);
+                        overlay.insert(id, Some(session.clone()));
+                        acks.push(Ack::Put(reply, session));
+                    }
+                    Command::Delete { id, reply } => {
+                        if let Some(why) = &self.poisoned {
+                            let _ = reply.send(Err(unavailable(why)));
+                            continue;
+                        }
+                        let exists = match overlay.get(&id) {
+                            Some(s) => s.is_some(),
+                            None => sessions.contains_key(&id),
+                        };
+                        if !exists {
+                            let _ = reply.send(Err(ApiError::new(
+                                ErrorCode::NotFound,
+                                format!("no session with id {id:?}"),
+                            )));
+                            continue;
+                        }
+                        encode(&JournalOpRef::Del(&id), &mut buf);
+                        overlay.insert(id, None);
+                        acks.push(Ack::Delete(reply));
+                    }
+                    Command::Checkpoint { reply } => checkpoint_waiters.push(reply),
+                    Command::Close { reply } => close = Some(reply),
+                }
+            }
+        }
+
+        if !buf.is_empty() {
+            self.make_durable(&buf, overlay, acks);
+        }
+        if let Some(reply) = close {
+            // The final snapshot answers every checkpoint asked for with it.
+            checkpoint_waiters.push(reply);
+            return Some(checkpoint_waiters);
+        }
+        let due = self.journal.len() > self.compaction_threshold()
+            && !self.inner.checkpoint_in_flight.load(Ordering::Acquire);
+        if !checkpoint_waiters.is_empty() || due {
+            self.start_checkpoint(checkpoint_waiters);
+        }
+        None
+    }
+
+    fn make_durable(
+        &mut self,
+        buf: &[u8],
+        overlay: HashMap<String, Option<Arc<Session>>>,
+        acks: Vec<Ack>,
+    ) {
+        if let Err(e) = self.journal.reserve(buf.len() as u64) {
+            // Nothing was written where records go: the journal is intact.
+            warn!(error = %e, path = %self.journal.path.display(), "cannot extend the journal");
+            let err = ApiError::new(
+                ErrorCode::Unavailable,
+                format!("cannot extend the journal (disk full?): {e}"),
+            );
+            acks.into_iter().for_each(|a| a.fail(err.clone()));
+            return;
+        }
+        if let Err(e) = self.journal.append_durable(buf) {
+            let why = format!(
+                "a journal write to {} failed ({e}); writes are refused until the worker restarts",
+                self.journal.path.display()
+            );
+            error!(error = %e, "journal write failed; refusing writes from now on");
+            let err = unavailable(&why);
+            self.poisoned = Some(why);
+            acks.into_iter().for_each(|a| a.fail(err.clone()));
+            return;
+        }
+        {
+            let mut sessions = self.inner.sessions.write().expect("session map lock poisoned");
+            for (id, s) in overlay {
+                match s {
+                    Some(s) => {
+                        sessions.insert(id, s);
+                    }
+                    None => {
+                        sessions.remove(&id);
+                    }
+                }
+            }
+        }
+        let c = &self.inner.counters;
+        c.commits.fetch_add(1, Ordering::Relaxed);
+        c.writes.fetch_add(acks.len() as u64, Ordering::Relaxed);
+        c.journal_bytes.store(self.journal.len(), Ordering::Relaxed);
+        for ack in acks {
+            match ack {
+                Ack::Put(reply, s) => {
+                    let _ = reply.send(Ok(s));
+                }
+                Ack::Delete(reply) => {
+                    let _ = reply.send(Ok(()));
+                }
+            }
+        }
+    }
+
+    /// Journal size past which a snapshot is written: the snapshot's own
+    /// size (100% growth), and at least the configured minimum.
+    fn compaction_threshold(&self) -> u64 {
+        let snapshot = self.inner.counters.snapshot_bytes.load(Ordering::Relaxed);
+        snapshot.max(self.options.compact_min_bytes)
+    }
+
+    /// Starts a new journal, then hands the state as of now to the
+    /// checkpoint thread, which writes `sessions.json` and then deletes the
+    /// journals it covers.
+    fn start_checkpoint(&mut self, waiters: Vec<CheckpointReply>) {
+        let dir = self.inner.dir.journal_dir();
+        let next = match JournalFile::create(&dir, self.journal.generation + 1, self.options.prealloc_chunk) {
+            Ok(j) => j,
+            Err(e) => {
+                warn!(error = %e, "cannot start a new journal; no snapshot this time");
+                for w in waiters {
+                    let _ = w.send(Err(format!("cannot start a new journal in {}: {e}", dir.display())));
+                }
+                return;
+            }
+        };
+        let covered = std::mem::replace(&mut self.journal, next);
+        self.inner.counters.journal_bytes.store(self.journal.len(), Ordering::Relaxed);
+        self.send_job(covered.generation, waiters);
+    }
+
+    fn send_job(&mut self, upto_generation: u64, waiters: Vec<CheckpointReply>) {
+        let sessions: Vec<Arc<Session>> = self
+            .inner
+            .sessions
+            .read()
+            .expect("session map lock poisoned")
+            .values()
+            .cloned()
+            .collect();
+        self.inner.checkpoint_in_flight.store(true, Ordering::Release);
+        let job = Job {
+            sessions,
+            upto_generation,
+            waiters,
+        };
+        if let Err(std::sync::mpsc::SendError(job)) = self.checkpoints.send(job) {
+            for w in job.waiters {
+                let _ = w.send(Err("the checkpoint thread is gone".into()));
+            }
+        }
+    }
+
+    /// The final snapshot: covers every journal, including the current one.
+    fn close(mut self, waiters: Vec<CheckpointReply>) {
+        let (tx, rx) = oneshot::channel();
+        let generation = self.journal.generation;
+        self.send_job(generation, vec![tx]);
+        let result = rx
+            .blocking_recv()
+            .unwrap_or_else(|_| Err("the checkpoint thread is gone".into()));
+        match &result {
+            Ok(info) => info!(sessions = info.sessions, bytes = info.bytes, "final snapshot written"),
+            Err(e) => error!(error = %e, "final snapshot failed; the journal still holds every write"),
+        }
+        for w in waiters {
+            let _ = w.send(result.clone());
+        }
+    }
+}
+
+fn unavailable(why: &str) -> ApiError {
+    ApiError::new(ErrorCode::Unavailable, why.to_string())
+}
+
+fn encode(op: &JournalOpRef<'_>, buf: &mut Vec<u8>) {
+    let payload = serde_json::to_vec(op).expect("journal entries serialize");
+    journal::encode_record(&payload, buf);
+}
