@@ -167,7 +167,10 @@ pub fn poll_interval_ms(flag: Option<OsString>) -> Result<u64, ConfigError> {
 }
 
 /// The watched repository: `--repo`, `SECOND_BRAIN_REPO`, else `default`.
-pub fn repo(flag: Option<OsString>, default: Option<PathBuf>) -> Result<Option<PathBuf>, ConfigError> {
+pub fn repo(
+    flag: Option<OsString>,
+    default: Option<PathBuf>,
+) -> Result<Option<PathBuf>, ConfigError> {
     let s = Setting {
         flag: "--repo",
         env: REPO_ENV,

@@ -71,7 +71,11 @@ impl DataDir {
 /// Creates `dir` (and parents) with mode 0700, or sets 0700 on an existing one.
 pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
-    match fs::DirBuilder::new().recursive(true).mode(0o700).create(dir) {
+    match fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+    {
         Ok(()) => {}
         Err(e) => {
             return Err(io::Error::new(

@@ -124,9 +124,7 @@ impl Request {
             "delete" => Ok(Request::Delete { id: id()? }),
             "list" => Ok(Request::List {
                 prefix: wire.prefix,
-                limit: wire
-                    .limit
-                    .map(|l| usize::try_from(l).unwrap_or(usize::MAX)),
+                limit: wire.limit.map(|l| usize::try_from(l).unwrap_or(usize::MAX)),
             }),
             "stats" => Ok(Request::Stats),
             other => Err(ApiError::bad_request(format!(
@@ -347,8 +345,8 @@ mod tests {
     #[test]
     fn parses_every_op() {
         assert_eq!(Request::parse(br#"{"op":"ping"}"#).unwrap(), Request::Ping);
-        let put = Request::parse(br#"{"op":"put","id":"a","data":{"x": [1, 2]},"extra":1}"#)
-            .unwrap();
+        let put =
+            Request::parse(br#"{"op":"put","id":"a","data":{"x": [1, 2]},"extra":1}"#).unwrap();
         match put {
             Request::Put { id, data } => {
                 assert_eq!(id, "a");
@@ -367,7 +365,10 @@ mod tests {
                 limit: Some(2)
             }
         );
-        assert_eq!(Request::parse(br#"{"op":"stats"}"#).unwrap(), Request::Stats);
+        assert_eq!(
+            Request::parse(br#"{"op":"stats"}"#).unwrap(),
+            Request::Stats
+        );
     }
 
     #[test]
@@ -419,8 +420,7 @@ mod tests {
 
     #[test]
     fn error_response_shape() {
-        let line = Response::Error(ApiError::new(ErrorCode::NotFound, "no such session"))
-            .to_line();
+        let line = Response::Error(ApiError::new(ErrorCode::NotFound, "no such session")).to_line();
         let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
         assert_eq!(
             v,

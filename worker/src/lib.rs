@@ -45,7 +45,10 @@ pub mod exit {
 #[derive(Debug)]
 pub enum RunError {
     Open(OpenError),
-    Io { what: String, error: std::io::Error },
+    Io {
+        what: String,
+        error: std::io::Error,
+    },
     /// The final snapshot failed; the journal still holds every write.
     FinalSnapshot(String),
 }
@@ -105,10 +108,10 @@ pub async fn run(config: Config, inherited: Inherited) -> Result<(), RunError> {
         None => ListenSource::Bind(config.data_dir.worker_sock()),
     };
     let (listener, bound_path) = listener::listen(source).map_err(io("cannot listen"))?;
-    let owner_uid = config
-        .data_dir
-        .owner_uid()
-        .map_err(io(format!("cannot read the owner of {}", config.data_dir.root().display())))?;
+    let owner_uid = config.data_dir.owner_uid().map_err(io(format!(
+        "cannot read the owner of {}",
+        config.data_dir.root().display()
+    )))?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let options = ServerOptions {
@@ -156,7 +159,10 @@ pub async fn run(config: Config, inherited: Inherited) -> Result<(), RunError> {
             }
         }
     };
-    info!(reason, "stopping: no new connections; answering what was received");
+    info!(
+        reason,
+        "stopping: no new connections; answering what was received"
+    );
     let _ = stop_tx.send(true);
     if let Err(e) = server.await {
         error!(error = %e, "the server task failed");
@@ -167,7 +173,11 @@ pub async fn run(config: Config, inherited: Inherited) -> Result<(), RunError> {
     }
     match result {
         Ok(info) => {
-            info!(sessions = info.sessions, took_ms = started.elapsed().as_millis() as u64, "stopped");
+            info!(
+                sessions = info.sessions,
+                took_ms = started.elapsed().as_millis() as u64,
+                "stopped"
+            );
             Ok(())
         }
         Err(e) => Err(RunError::FinalSnapshot(e)),

@@ -62,7 +62,12 @@ fn fd_from_env(name: &str) -> io::Result<Option<OwnedFd>> {
 fn check_open(fd: RawFd, what: &str) -> io::Result<()> {
     nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD)
         .map(|_| ())
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{what}: fd {fd} is not open: {e}")))
+        .map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{what}: fd {fd} is not open: {e}"),
+            )
+        })
 }
 
 impl Inherited {
@@ -78,14 +83,19 @@ impl Inherited {
                 if v != "1" {
                     return Err(io::Error::new(
                         io::ErrorKind::InvalidInput,
-                        format!("LISTEN_FDS={v:?}: the worker takes exactly one socket (LISTEN_FDS=1)"),
+                        format!(
+                            "LISTEN_FDS={v:?}: the worker takes exactly one socket (LISTEN_FDS=1)"
+                        ),
                     ));
                 }
                 check_open(LISTEN_FD, LISTEN_FDS_ENV)?;
                 // SAFETY: LISTEN_FDS=1 hands us fd 3; nothing else owns it.
                 let fd = unsafe { OwnedFd::from_raw_fd(LISTEN_FD) };
                 let listening = getsockopt(&fd, sockopt::AcceptConn).map_err(|e| {
-                    io::Error::new(io::ErrorKind::InvalidInput, format!("LISTEN_FDS=1 but fd 3 is not a socket: {e}"))
+                    io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("LISTEN_FDS=1 but fd 3 is not a socket: {e}"),
+                    )
                 })?;
                 if !listening {
                     return Err(io::Error::new(
@@ -133,7 +143,10 @@ fn remove_stale_socket(path: &Path) -> io::Result<()> {
         Ok(meta) if meta.file_type().is_socket() => fs::remove_file(path),
         Ok(_) => Err(io::Error::new(
             io::ErrorKind::AlreadyExists,
-            format!("{} exists and is not a socket; move it away", path.display()),
+            format!(
+                "{} exists and is not a socket; move it away",
+                path.display()
+            ),
         )),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e),

@@ -87,7 +87,10 @@ pub async fn serve(
     })
     .await;
     if drained.is_err() {
-        warn!(left = tasks.len(), "connections did not finish in time; closing them");
+        warn!(
+            left = tasks.len(),
+            "connections did not finish in time; closing them"
+        );
         tasks.abort_all();
     }
 }
@@ -112,7 +115,10 @@ enum Line {
 
 /// Reads up to the next newline into `buf`, never holding more than
 /// `MAX_LINE + 1` bytes. Cancel-safe: bytes read stay in `buf`.
-async fn read_line<R: AsyncBufReadExt + Unpin>(r: &mut R, buf: &mut Vec<u8>) -> std::io::Result<Line> {
+async fn read_line<R: AsyncBufReadExt + Unpin>(
+    r: &mut R,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<Line> {
     loop {
         let available = r.fill_buf().await?;
         if available.is_empty() {
@@ -142,7 +148,9 @@ async fn discard_rest<R: AsyncBufReadExt + Unpin>(r: &mut R) {
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
         let mut seen = 0usize;
         loop {
-            let Ok(available) = r.fill_buf().await else { return };
+            let Ok(available) = r.fill_buf().await else {
+                return;
+            };
             if available.is_empty() {
                 return;
             }

@@ -44,7 +44,12 @@ pub fn run(inner: Arc<Inner>, rx: std::sync::mpsc::Receiver<Job>) {
             took: started.elapsed(),
         });
         match &result {
-            Ok(info) => debug!(sessions = info.sessions, bytes = info.bytes, took_ms = info.took.as_millis() as u64, "snapshot written"),
+            Ok(info) => debug!(
+                sessions = info.sessions,
+                bytes = info.bytes,
+                took_ms = info.took.as_millis() as u64,
+                "snapshot written"
+            ),
             Err(e) => warn!(error = %e, "snapshot failed; the journals still hold every write"),
         }
         for w in job.waiters {
@@ -66,7 +71,9 @@ fn write(inner: &Inner, job: &Job) -> std::io::Result<u64> {
     let c = &inner.counters;
     c.snapshot_bytes.store(bytes, Ordering::Relaxed);
     c.checkpoints.fetch_add(1, Ordering::Relaxed);
-    *inner.last_checkpoint_at.lock().expect("checkpoint time lock poisoned") =
-        Some(shared::time::now_rfc3339());
+    *inner
+        .last_checkpoint_at
+        .lock()
+        .expect("checkpoint time lock poisoned") = Some(shared::time::now_rfc3339());
     Ok(bytes)
 }

@@ -196,7 +196,7 @@ impl JournalFile {
     }
 
     /// Bytes of records and header written so far.
-    pub fn len(&self) -> u64 {
+    pub fn written(&self) -> u64 {
         self.pos
     }
 
@@ -261,7 +261,11 @@ mod tests {
         (bytes, starts)
     }
 
-    const PAYLOADS: [&[u8]; 3] = [b"{\"del\":\"a\"}", b"second record", b"the third and last one"];
+    const PAYLOADS: [&[u8]; 3] = [
+        b"{\"del\":\"a\"}",
+        b"second record",
+        b"the third and last one",
+    ];
 
     #[test]
     fn header_round_trip_and_damage() {
@@ -292,7 +296,10 @@ mod tests {
         let mut padded = bytes.clone();
         padded.resize(bytes.len() + 4096, 0);
         let s = scan(&padded);
-        assert_eq!((s.records.len(), s.end, s.tail), (3, bytes.len(), Tail::Clean));
+        assert_eq!(
+            (s.records.len(), s.end, s.tail),
+            (3, bytes.len(), Tail::Clean)
+        );
     }
 
     #[test]
@@ -329,7 +336,11 @@ mod tests {
                 b[at] ^= 1 << bit;
                 let s = scan(&b);
                 assert_eq!(s.records.len(), 2, "flip at {at}");
-                assert!(matches!(s.tail, Tail::Torn { from, .. } if from == last), "flip at {at}: {:?}", s.tail);
+                assert!(
+                    matches!(s.tail, Tail::Torn { from, .. } if from == last),
+                    "flip at {at}: {:?}",
+                    s.tail
+                );
             }
         }
     }
@@ -377,7 +388,13 @@ mod tests {
         bytes.extend_from_slice(&[0xff; 100]);
         bytes.extend_from_slice(&[0; 100]);
         let s = scan(&bytes);
-        assert_eq!(s.tail, Tail::Torn { from: end, to: end + 100 });
+        assert_eq!(
+            s.tail,
+            Tail::Torn {
+                from: end,
+                to: end + 100
+            }
+        );
     }
 
     #[test]
@@ -408,6 +425,6 @@ mod tests {
         let s = scan(&bytes);
         assert_eq!(s.records.len(), 2);
         assert_eq!(s.tail, Tail::Clean);
-        assert_eq!(s.end as u64, j.len());
+        assert_eq!(s.end as u64, j.written());
     }
 }

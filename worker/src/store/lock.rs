@@ -43,7 +43,10 @@ pub fn acquire(path: &Path) -> io::Result<StoreLock> {
             };
             Err(io::Error::new(
                 io::ErrorKind::WouldBlock,
-                format!("{who} already owns this data directory ({})", path.display()),
+                format!(
+                    "{who} already owns this data directory ({})",
+                    path.display()
+                ),
             ))
         }
         Err((_, errno)) => Err(io::Error::from(errno)),

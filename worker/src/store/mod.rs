@@ -79,7 +79,10 @@ fn closed() -> ApiError {
 impl Store {
     /// Takes the data directory's lock, restores its state and starts the
     /// writer. Refuses (changing nothing) when data is damaged.
-    pub fn open(dir: &DataDir, options: StoreOptions) -> Result<(Store, RecoveryReport), OpenError> {
+    pub fn open(
+        dir: &DataDir,
+        options: StoreOptions,
+    ) -> Result<(Store, RecoveryReport), OpenError> {
         dir.ensure().map_err(|error| OpenError::Io {
             what: format!("cannot use data directory {}", dir.root().display()),
             error,
@@ -103,7 +106,7 @@ impl Store {
         inner
             .counters
             .journal_bytes
-            .store(recovered.journal.len(), Ordering::Relaxed);
+            .store(recovered.journal.written(), Ordering::Relaxed);
         let (ckpt_tx, ckpt_rx) = std::sync::mpsc::channel();
         let (tx, rx) = mpsc::channel(8192);
         let spawn_err = |error| OpenError::Io {
@@ -157,15 +160,27 @@ impl Store {
 
     /// One session, if it exists.
     pub fn get(&self, id: &str) -> Option<Arc<Session>> {
-        self.inner.sessions.read().expect("session map lock poisoned").get(id).cloned()
+        self.inner
+            .sessions
+            .read()
+            .expect("session map lock poisoned")
+            .get(id)
+            .cloned()
     }
 
     /// Session headers sorted by id, from `prefix`, at most `limit`.
     pub fn list(&self, prefix: Option<&str>, limit: Option<usize>) -> Vec<SessionHeader> {
-        let sessions = self.inner.sessions.read().expect("session map lock poisoned");
+        let sessions = self
+            .inner
+            .sessions
+            .read()
+            .expect("session map lock poisoned");
         let prefix = prefix.unwrap_or("");
         sessions
-            .range::<str, _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded))
+            .range::<str, _>((
+                std::ops::Bound::Included(prefix),
+                std::ops::Bound::Unbounded,
+            ))
             .take_while(|(id, _)| id.starts_with(prefix))
             .take(limit.unwrap_or(usize::MAX))
             .map(|(_, s)| SessionHeader {
@@ -178,7 +193,11 @@ impl Store {
 
     /// How many sessions there are.
     pub fn len(&self) -> usize {
-        self.inner.sessions.read().expect("session map lock poisoned").len()
+        self.inner
+            .sessions
+            .read()
+            .expect("session map lock poisoned")
+            .len()
     }
 
     /// Whether the store holds no session.
@@ -213,7 +232,8 @@ impl Store {
             .send(Command::Checkpoint { reply })
             .await
             .map_err(|_| "the store is shutting down".to_string())?;
-        rx.await.map_err(|_| "the store is shutting down".to_string())?
+        rx.await
+            .map_err(|_| "the store is shutting down".to_string())?
     }
 
     /// Writes the final snapshot and stops the store's threads. Writes
@@ -224,7 +244,9 @@ impl Store {
             .send(Command::Close { reply })
             .await
             .map_err(|_| "the store is already closed".to_string())?;
-        let result = rx.await.map_err(|_| "the store writer stopped".to_string())?;
+        let result = rx
+            .await
+            .map_err(|_| "the store writer stopped".to_string())?;
         let threads = std::mem::take(&mut *self.threads.lock().expect("thread list lock poisoned"));
         tokio::task::spawn_blocking(move || {
             for t in threads {
@@ -236,3 +258,6 @@ impl Store {
         result
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -102,18 +102,17 @@ pub fn recover(dir: &DataDir, chunk: u64) -> Result<Recovered, OpenError> {
     shared::paths::ensure_private_dir(&journal_dir)
         .map_err(io_err(format!("cannot create {}", journal_dir.display())))?;
     for d in [dir.root(), journal_dir.as_path()] {
-        let removed = remove_leftover_temps(d)
-            .map_err(io_err(format!("cannot clean {}", d.display())))?;
+        let removed =
+            remove_leftover_temps(d).map_err(io_err(format!("cannot clean {}", d.display())))?;
         report.temps_removed.extend(removed);
     }
 
     let snapshot_path = dir.sessions_json();
-    let (mut sessions, snapshot_bytes) = snapshot::load(&snapshot_path).map_err(|error| {
-        OpenError::Snapshot {
+    let (mut sessions, snapshot_bytes) =
+        snapshot::load(&snapshot_path).map_err(|error| OpenError::Snapshot {
             path: snapshot_path.clone(),
             error,
-        }
-    })?;
+        })?;
     report.snapshot_bytes = snapshot_bytes;
 
     // Read and judge every journal first; change nothing until all are fine.
@@ -175,13 +174,16 @@ pub fn recover(dir: &DataDir, chunk: u64) -> Result<Recovered, OpenError> {
             continue;
         };
         for range in &scan.records {
-            let op: JournalOp = serde_json::from_slice(&plan.bytes[range.clone()]).map_err(|e| {
-                OpenError::Journal {
-                    path: plan.path.clone(),
-                    offset: (range.start - journal::RECORD_HEADER_LEN) as u64,
-                    reason: format!("a record with a valid checksum is not a journal entry: {e}"),
-                }
-            })?;
+            let op: JournalOp =
+                serde_json::from_slice(&plan.bytes[range.clone()]).map_err(|e| {
+                    OpenError::Journal {
+                        path: plan.path.clone(),
+                        offset: (range.start - journal::RECORD_HEADER_LEN) as u64,
+                        reason: format!(
+                            "a record with a valid checksum is not a journal entry: {e}"
+                        ),
+                    }
+                })?;
             match op {
                 JournalOp::Put(s) => {
                     sessions.insert(s.id.clone(), Arc::new(s));
@@ -212,12 +214,18 @@ pub fn recover(dir: &DataDir, chunk: u64) -> Result<Recovered, OpenError> {
                     .and_then(|_| fsync_dir(&damaged_dir))
                     .and_then(|_| fsync_dir(&journal_dir))
                     .map_err(io_err(format!("cannot set aside {}", plan.path.display())))?;
-                report.set_aside.push(format!("{} (never used)", aside.display()));
+                report
+                    .set_aside
+                    .push(format!("{} (never used)", aside.display()));
             }
             PlanKind::Records { scan } => {
                 if let Tail::Torn { from, to } = scan.tail {
-                    let aside = set_aside_torn(&damaged_dir, &plan.path, &plan.bytes[from..to], from)
-                        .map_err(io_err(format!("cannot set aside the torn tail of {}", plan.path.display())))?;
+                    let aside =
+                        set_aside_torn(&damaged_dir, &plan.path, &plan.bytes[from..to], from)
+                            .map_err(io_err(format!(
+                                "cannot set aside the torn tail of {}",
+                                plan.path.display()
+                            )))?;
                     report.set_aside.push(format!(
                         "{} ({} torn bytes from offset {from} of {})",
                         aside.display(),
@@ -235,8 +243,9 @@ pub fn recover(dir: &DataDir, chunk: u64) -> Result<Recovered, OpenError> {
             JournalFile::reopen(&path, generation, end, chunk)
                 .map_err(io_err(format!("cannot open {}", path.display())))?
         }
-        _ => JournalFile::create(&journal_dir, max_generation + 1, chunk)
-            .map_err(io_err(format!("cannot create a journal in {}", journal_dir.display())))?,
+        _ => JournalFile::create(&journal_dir, max_generation + 1, chunk).map_err(io_err(
+            format!("cannot create a journal in {}", journal_dir.display()),
+        ))?,
     };
     report.elapsed = started.elapsed();
     Ok(Recovered {
@@ -261,14 +270,22 @@ pub fn list_journals(dir: &Path) -> Result<Vec<(u64, PathBuf)>, OpenError> {
 }
 
 /// Copies the torn bytes to `damaged/`, durably, then zeroes them in place.
-fn set_aside_torn(damaged_dir: &Path, journal: &Path, torn: &[u8], from: usize) -> io::Result<PathBuf> {
+fn set_aside_torn(
+    damaged_dir: &Path,
+    journal: &Path,
+    torn: &[u8],
+    from: usize,
+) -> io::Result<PathBuf> {
     shared::paths::ensure_private_dir(damaged_dir)?;
     let name = journal.file_name().expect("journal files have names");
     let millis = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis())
         .unwrap_or(0);
-    let aside = damaged_dir.join(format!("{}.torn-at-{from}-{millis}", name.to_string_lossy()));
+    let aside = damaged_dir.join(format!(
+        "{}.torn-at-{from}-{millis}",
+        name.to_string_lossy()
+    ));
     let mut f = fs::OpenOptions::new()
         .write(true)
         .create_new(true)

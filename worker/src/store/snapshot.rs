@@ -21,7 +21,10 @@ pub enum SnapshotError {
     Io(io::Error),
     /// Not a readable version-1 snapshot; `offset` is the byte where
     /// reading failed.
-    Damaged { offset: u64, reason: String },
+    Damaged {
+        offset: u64,
+        reason: String,
+    },
     /// A version this build does not read.
     UnknownVersion(serde_json::Value),
 }
@@ -90,7 +93,10 @@ pub fn parse(bytes: &[u8]) -> Result<Sessions, SnapshotError> {
     let mut sessions = Sessions::new();
     for (key, session) in file.sessions {
         if key != session.id {
-            return Err(damaged(0, format!("session {key:?} has id {:?}", session.id)));
+            return Err(damaged(
+                0,
+                format!("session {key:?} has id {:?}", session.id),
+            ));
         }
         if let Err(why) = validate_id(&key) {
             return Err(damaged(0, format!("session {key:?}: {why}")));
@@ -187,7 +193,10 @@ mod tests {
                 other => panic!("cut {cut}: {other:?}"),
             }
         }
-        assert!(matches!(parse(b"\0\0\0\0"), Err(SnapshotError::Damaged { offset: 0, .. })));
+        assert!(matches!(
+            parse(b"\0\0\0\0"),
+            Err(SnapshotError::Damaged { offset: 0, .. })
+        ));
         assert!(matches!(
             parse(br#"{"version":2,"sessions":{"a":"new shape"}}"#),
             Err(SnapshotError::UnknownVersion(_))
@@ -197,7 +206,9 @@ mod tests {
             Err(SnapshotError::Damaged { .. })
         ));
         match parse(b"{\"version\":1,\n\"sessions\":{\"a\":tru}}") {
-            Err(SnapshotError::Damaged { offset, .. }) => assert!((28..=34).contains(&offset), "{offset}"),
+            Err(SnapshotError::Damaged { offset, .. }) => {
+                assert!((28..=34).contains(&offset), "{offset}")
+            }
             other => panic!("{other:?}"),
         }
     }

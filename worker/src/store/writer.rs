@@ -41,7 +41,10 @@ pub enum Command {
 }
 
 enum Ack {
-    Put(oneshot::Sender<Result<Arc<Session>, ApiError>>, Arc<Session>),
+    Put(
+        oneshot::Sender<Result<Arc<Session>, ApiError>>,
+        Arc<Session>,
+    ),
     Delete(oneshot::Sender<Result<(), ApiError>>),
 }
 
@@ -95,7 +98,11 @@ impl Writer {
         let mut checkpoint_waiters = Vec::new();
         let mut close = None;
         {
-            let sessions = self.inner.sessions.read().expect("session map lock poisoned");
+            let sessions = self
+                .inner
+                .sessions
+                .read()
+                .expect("session map lock poisoned");
             for cmd in batch.drain(..) {
                 match cmd {
                     Command::Put { id, data, reply } => {
@@ -107,7 +114,8 @@ impl Writer {
                             Some(s) => s.clone(),
                             None => sessions.get(&id).cloned(),
                         };
-                        let created_at = existing.map_or_else(|| now.clone(), |s| s.created_at.clone());
+                        let created_at =
+                            existing.map_or_else(|| now.clone(), |s| s.created_at.clone());
                         let session = Arc::new(Session {
                             id: id.clone(),
                             data,
@@ -152,7 +160,7 @@ impl Writer {
             checkpoint_waiters.push(reply);
             return Some(checkpoint_waiters);
         }
-        let due = self.journal.len() > self.compaction_threshold()
+        let due = self.journal.written() > self.compaction_threshold()
             && !self.inner.checkpoint_in_flight.load(Ordering::Acquire);
         if !checkpoint_waiters.is_empty() || due {
             self.start_checkpoint(checkpoint_waiters);
@@ -188,7 +196,11 @@ impl Writer {
             return;
         }
         {
-            let mut sessions = self.inner.sessions.write().expect("session map lock poisoned");
+            let mut sessions = self
+                .inner
+                .sessions
+                .write()
+                .expect("session map lock poisoned");
             for (id, s) in overlay {
                 match s {
                     Some(s) => {
@@ -203,7 +215,7 @@ impl Writer {
         let c = &self.inner.counters;
         c.commits.fetch_add(1, Ordering::Relaxed);
         c.writes.fetch_add(acks.len() as u64, Ordering::Relaxed);
-        c.journal_bytes.store(self.journal.len(), Ordering::Relaxed);
+        c.journal_bytes.store(self.journal.written(), Ordering::Relaxed);
         for ack in acks {
             match ack {
                 Ack::Put(reply, s) => {
@@ -228,18 +240,28 @@ impl Writer {
     /// journals it covers.
     fn start_checkpoint(&mut self, waiters: Vec<CheckpointReply>) {
         let dir = self.inner.dir.journal_dir();
-        let next = match JournalFile::create(&dir, self.journal.generation + 1, self.options.prealloc_chunk) {
+        let next = match JournalFile::create(
+            &dir,
+            self.journal.generation + 1,
+            self.options.prealloc_chunk,
+        ) {
             Ok(j) => j,
             Err(e) => {
                 warn!(error = %e, "cannot start a new journal; no snapshot this time");
                 for w in waiters {
-                    let _ = w.send(Err(format!("cannot start a new journal in {}: {e}", dir.display())));
+                    let _ = w.send(Err(format!(
+                        "cannot start a new journal in {}: {e}",
+                        dir.display()
+                    )));
                 }
                 return;
             }
         };
         let covered = std::mem::replace(&mut self.journal, next);
-        self.inner.counters.journal_bytes.store(self.journal.len(), Ordering::Relaxed);
+        self.inner
+            .counters
+            .journal_bytes
+            .store(self.journal.written(), Ordering::Relaxed);
         self.send_job(covered.generation, waiters);
     }
 
@@ -252,7 +274,9 @@ impl Writer {
             .values()
             .cloned()
             .collect();
-        self.inner.checkpoint_in_flight.store(true, Ordering::Release);
+        self.inner
+            .checkpoint_in_flight
+            .store(true, Ordering::Release);
         let job = Job {
             sessions,
             upto_generation,
@@ -274,8 +298,14 @@ impl Writer {
             .blocking_recv()
             .unwrap_or_else(|_| Err("the checkpoint thread is gone".into()));
         match &result {
-            Ok(info) => info!(sessions = info.sessions, bytes = info.bytes, "final snapshot written"),
-            Err(e) => error!(error = %e, "final snapshot failed; the journal still holds every write"),
+            Ok(info) => info!(
+                sessions = info.sessions,
+                bytes = info.bytes,
+                "final snapshot written"
+            ),
+            Err(e) => {
+                error!(error = %e, "final snapshot failed; the journal still holds every write")
+            }
         }
         for w in waiters {
             let _ = w.send(result.clone());

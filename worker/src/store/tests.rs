@@ -1,0 +1,209 @@
+//! Store-level tests: group commit, checkpoints, compaction, reopen.
+
+use std::time::{Duration, Instant};
+
+use serde_json::value::RawValue;
+use shared::paths::DataDir;
+use shared::protocol::ErrorCode;
+
+use super::{journal, recovery, Store, StoreOptions};
+
+fn raw(s: &str) -> Box<RawValue> {
+    RawValue::from_string(s.to_string()).unwrap()
+}
+
+fn small() -> StoreOptions {
+    StoreOptions {
+        compact_min_bytes: 16 * 1024,
+        prealloc_chunk: 64 * 1024,
+    }
+}
+
+fn journals(dir: &DataDir) -> Vec<u64> {
+    recovery::list_journals(&dir.journal_dir())
+        .unwrap()
+        .into_iter()
+        .map(|(g, _)| g)
+        .collect()
+}
+
+async fn wait_until(what: &str, mut probe: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !probe() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_survive_a_reopen_without_a_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = DataDir::new(tmp.path());
+    {
+        let (store, _) = Store::open(&dir, small()).unwrap();
+        let first = store.put("a".into(), raw("1")).await.unwrap();
+        let second = store.put("a".into(), raw(r#"{"v":2}"#)).await.unwrap();
+        assert_eq!(first.created_at, second.created_at);
+        store.put("b".into(), raw("null")).await.unwrap();
+        store.delete("b".into()).await.unwrap();
+        let err = store.delete("b".into()).await.unwrap_err();
+        assert_eq!(err.code, ErrorCode::NotFound);
+        // Dropped without close: like a crash, nothing but the journal.
+    }
+    assert!(!dir.sessions_json().exists());
+    let (store, report) = Store::open(&dir, small()).unwrap();
+    assert_eq!(report.replayed_records, 4);
+    assert_eq!(store.get("a").unwrap().data.get(), r#"{"v":2}"#);
+    assert!(store.get("b").is_none());
+    assert_eq!(store.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_share_commits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = DataDir::new(tmp.path());
+    let (store, _) = Store::open(&dir, StoreOptions::default()).unwrap();
+    let mut tasks = Vec::new();
+    for w in 0..32 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..20 {
+                store.put(format!("w{w}-{i}"), raw("{}")).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let stats = store.stats();
+    assert_eq!(stats.writes, 640);
+    assert_eq!(stats.count, 640);
+    assert!(stats.commits < stats.writes, "no batching: {stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkpoint_writes_everything_acknowledged_and_drops_old_journals() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = DataDir::new(tmp.path());
+    let (store, _) = Store::open(&dir, StoreOptions::default()).unwrap();
+    for i in 0..10 {
+        store
+            .put(format!("s{i}"), raw(&i.to_string()))
+            .await
+            .unwrap();
+    }
+    assert_eq!(journals(&dir), vec![1]);
+    let info = store.checkpoint().await.unwrap();
+    assert_eq!(info.sessions, 10);
+    assert_eq!(journals(&dir), vec![2]);
+    let (snap, _) = super::snapshot::load(&dir.sessions_json()).unwrap();
+    assert_eq!(snap.len(), 10);
+    assert_eq!(snap["s7"].data.get(), "7");
+    // Writes after the checkpoint land in the new journal.
+    store.put("late".into(), raw("true")).await.unwrap();
+    drop(store);
+    let (store, report) = Store::open(&dir, StoreOptions::default()).unwrap();
+    assert_eq!(report.replayed_records, 1);
+    assert_eq!(store.len(), 11);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_starts_once_the_journal_outgrows_its_threshold() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = DataDir::new(tmp.path());
+    let (store, _) = Store::open(&dir, small()).unwrap();
+    let data = raw(&format!("\"{}\"", "x".repeat(900)));
+    for round in 0..60 {
+        for i in 0..10 {
+            store.put(format!("k{i}"), data.clone()).await.unwrap();
+        }
+        if round == 0 {
+            assert_eq!(store.stats().checkpoints, 0);
+        }
+    }
+    wait_until("a compaction", || store.stats().checkpoints >= 1).await;
+    let gens = journals(&dir);
+    assert!(
+        gens.iter().all(|g| *g > 1),
+        "journal 1 is still there: {gens:?}"
+    );
+    // The journal never grows far past the threshold.
+    assert!(store.stats().journal_bytes < 64 * 1024);
+    store.close().await.unwrap();
+    assert!(journals(&dir).is_empty(), "close leaves no journal behind");
+    drop(store);
+    let (store, report) = Store::open(&dir, small()).unwrap();
+    assert_eq!(report.replayed_records, 0);
+    assert_eq!(store.len(), 10);
+    assert_eq!(store.get("k3").unwrap().data.get(), data.get());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_after_close_are_refused_and_a_second_open_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = DataDir::new(tmp.path());
+    let (store, _) = Store::open(&dir, small()).unwrap();
+    match Store::open(&dir, small()) {
+        Err(super::OpenError::Io { error, .. }) => {
+            assert!(error.to_string().contains("already owns"), "{error}")
+        }
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("a second store opened the same directory"),
+    }
+    store.put("a".into(), raw("1")).await.unwrap();
+    store.close().await.unwrap();
+    let err = store.put("b".into(), raw("2")).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::Unavailable);
+    assert_eq!(store.list(None, None).len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_filters_by_prefix_and_limit_in_id_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = DataDir::new(tmp.path());
+    let (store, _) = Store::open(&dir, small()).unwrap();
+    for id in ["b", "a:2", "a:1", "ab", "c"] {
+        store.put(id.into(), raw("0")).await.unwrap();
+    }
+    let ids =
+        |v: Vec<shared::protocol::SessionHeader>| v.into_iter().map(|h| h.id).collect::<Vec<_>>();
+    assert_eq!(ids(store.list(None, None)), ["a:1", "a:2", "ab", "b", "c"]);
+    assert_eq!(ids(store.list(Some("a"), None)), ["a:1", "a:2", "ab"]);
+    assert_eq!(ids(store.list(Some("a:"), Some(1))), ["a:1"]);
+    assert!(store.list(Some("zz"), None).is_empty());
+    assert!(store.list(None, Some(0)).is_empty());
+}
+
+#[test]
+fn a_journal_torn_by_a_crash_reopens_with_the_records_before() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = DataDir::new(tmp.path());
+    shared::paths::ensure_private_dir(&dir.journal_dir()).unwrap();
+    let mut j = journal::JournalFile::create(&dir.journal_dir(), 1, 4096).unwrap();
+    let mut buf = Vec::new();
+    journal::encode_record(
+        br#"{"put":{"id":"a","data":1,"created_at":"t","updated_at":"t"}}"#,
+        &mut buf,
+    );
+    let good = buf.len();
+    journal::encode_record(
+        br#"{"put":{"id":"b","data":2,"created_at":"t","updated_at":"t"}}"#,
+        &mut buf,
+    );
+    j.reserve(buf.len() as u64).unwrap();
+    // Only part of the second record reached the disk.
+    j.append_durable(&buf[..good + 11]).unwrap();
+    let recovered = recovery::recover(&dir, 4096).unwrap();
+    assert_eq!(recovered.sessions.len(), 1);
+    assert_eq!(recovered.report.set_aside.len(), 1);
+    assert_eq!(recovered.journal.written(), (journal::HEADER_LEN + good) as u64);
+    let aside: Vec<_> = std::fs::read_dir(dir.damaged_dir()).unwrap().collect();
+    assert_eq!(aside.len(), 1);
+    let bytes = std::fs::read(aside[0].as_ref().unwrap().path()).unwrap();
+    assert_eq!(bytes, buf[good..good + 11]);
+    // A second recovery finds a clean journal.
+    drop(recovered);
+    let again = recovery::recover(&dir, 4096).unwrap();
+    assert!(again.report.set_aside.is_empty());
+    assert_eq!(again.sessions.len(), 1);
+}
