@@ -6,6 +6,7 @@ pub mod client;
 pub mod config;
 pub mod fsutil;
 pub mod ids;
+pub mod lock;
 pub mod logging;
 pub mod paths;
 pub mod protocol;

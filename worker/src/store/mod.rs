@@ -7,7 +7,6 @@
 
 pub mod checkpoint;
 pub mod journal;
-pub mod lock;
 pub mod record;
 pub mod recovery;
 pub mod snapshot;
@@ -69,7 +68,7 @@ pub struct Store {
     inner: Arc<Inner>,
     tx: mpsc::Sender<Command>,
     threads: Arc<Mutex<Vec<std::thread::JoinHandle<()>>>>,
-    _lock: Arc<lock::StoreLock>,
+    _lock: Arc<shared::lock::PidLock>,
 }
 
 fn closed() -> ApiError {
@@ -87,10 +86,11 @@ impl Store {
             what: format!("cannot use data directory {}", dir.root().display()),
             error,
         })?;
-        let lock = lock::acquire(&dir.worker_lock()).map_err(|error| OpenError::Io {
-            what: "cannot take the store lock".into(),
-            error,
-        })?;
+        let lock =
+            shared::lock::acquire(&dir.worker_lock(), "worker").map_err(|error| OpenError::Io {
+                what: "cannot take the store lock".into(),
+                error,
+            })?;
         let recovered = recovery::recover(dir, options.prealloc_chunk)?;
         let inner = Arc::new(Inner {
             dir: dir.clone(),

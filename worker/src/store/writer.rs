@@ -215,7 +215,8 @@ impl Writer {
         let c = &self.inner.counters;
         c.commits.fetch_add(1, Ordering::Relaxed);
         c.writes.fetch_add(acks.len() as u64, Ordering::Relaxed);
-        c.journal_bytes.store(self.journal.written(), Ordering::Relaxed);
+        c.journal_bytes
+            .store(self.journal.written(), Ordering::Relaxed);
         for ack in acks {
             match ack {
                 Ack::Put(reply, s) => {
@@ -289,11 +290,21 @@ impl Writer {
         }
     }
 
-    /// The final snapshot: covers every journal, including the current one.
+    /// The final snapshot. A fresh (empty, preallocated) journal is started
+    /// first so that the next start has nothing to replay and nothing to
+    /// create; if that fails the snapshot covers the current journal too.
     fn close(mut self, waiters: Vec<CheckpointReply>) {
+        let dir = self.inner.dir.journal_dir();
+        let next = self.journal.generation + 1;
+        let covered = match JournalFile::create(&dir, next, self.options.prealloc_chunk) {
+            Ok(j) => std::mem::replace(&mut self.journal, j).generation,
+            Err(e) => {
+                warn!(error = %e, "cannot start a fresh journal for the next start");
+                self.journal.generation
+            }
+        };
         let (tx, rx) = oneshot::channel();
-        let generation = self.journal.generation;
-        self.send_job(generation, vec![tx]);
+        self.send_job(covered, vec![tx]);
         let result = rx
             .blocking_recv()
             .unwrap_or_else(|_| Err("the checkpoint thread is gone".into()));

@@ -1,0 +1,122 @@
+//! Which worker binary to run, and building it when there is none.
+//!
+//! In order: `--worker-bin` / `SECOND_BRAIN_WORKER_BIN`; the deployed
+//! release in the data directory (`releases/DEPLOYED` names a commit whose
+//! `releases/<commit>/worker` exists); `worker` next to the supervisor's
+//! own executable; otherwise `cargo build` of the worker in the checkout
+//! the supervisor was built from, into the supervisor's own target dir.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use shared::paths::DataDir;
+use tracing::info;
+
+/// The release directory of the data directory.
+pub fn releases_dir(dir: &DataDir) -> PathBuf {
+    dir.root().join("releases")
+}
+
+/// The commit named by `releases/DEPLOYED`, if its worker binary exists.
+pub fn deployed_release(dir: &DataDir) -> Option<(String, PathBuf)> {
+    let releases = releases_dir(dir);
+    let commit = std::fs::read_to_string(releases.join("DEPLOYED")).ok()?;
+    let commit = commit.trim();
+    let valid = commit.len() == 40 && commit.bytes().all(|b| b.is_ascii_hexdigit());
+    if !valid {
+        return None;
+    }
+    let bin = releases.join(commit).join("worker");
+    bin.is_file().then(|| (commit.to_string(), bin))
+}
+
+/// `worker` beside the running supervisor executable.
+pub fn sibling_worker() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let bin = exe.parent()?.join("worker");
+    bin.is_file().then_some(bin)
+}
+
+/// The worker to start now (looked up again at every start).
+pub fn resolve(explicit: Option<&Path>, dir: &DataDir) -> Option<PathBuf> {
+    if let Some(p) = explicit {
+        return Some(p.to_path_buf());
+    }
+    if let Some((_, bin)) = deployed_release(dir) {
+        return Some(bin);
+    }
+    sibling_worker()
+}
+
+/// The workspace this supervisor was built from, if it is still there.
+pub fn source_checkout() -> Option<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()?
+        .to_path_buf();
+    root.join("Cargo.toml").is_file().then_some(root)
+}
+
+/// Finds `cargo` or `git` even under launchd's minimal PATH: PATH first,
+/// then `~/.cargo/bin`, Homebrew and the usual system places.
+pub fn find_tool(name: &str) -> Option<PathBuf> {
+    if let Ok(p) = which::which(name) {
+        return Some(p);
+    }
+    let mut extra = Vec::new();
+    if let Some(home) = std::env::var_os("HOME") {
+        extra.push(PathBuf::from(home).join(".cargo/bin"));
+    }
+    if let Some(cargo_home) = std::env::var_os("CARGO_HOME") {
+        extra.push(PathBuf::from(cargo_home).join("bin"));
+    }
+    extra.extend(["/opt/homebrew/bin", "/usr/local/bin", "/usr/bin", "/bin"].map(PathBuf::from));
+    extra
+        .into_iter()
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// Builds the worker next to the supervisor (same profile, same target
+/// dir) so a fresh clone runs with one command. Blocking; output goes to
+/// the supervisor's stderr and log.
+pub fn build_sibling_worker() -> Result<PathBuf, String> {
+    let checkout = source_checkout().ok_or(
+        "no worker binary next to the supervisor, and the checkout it was built from is gone; \
+         pass --worker-bin or build the worker with `cargo build --release -p worker`",
+    )?;
+    let cargo = find_tool("cargo").ok_or("no worker binary found and `cargo` is not installed")?;
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find my own executable: {e}"))?;
+    let profile_dir = exe.parent().ok_or("my executable has no directory")?;
+    let target_dir = profile_dir
+        .parent()
+        .ok_or("my executable is not in a cargo target dir")?;
+    let mut cmd = std::process::Command::new(cargo);
+    cmd.current_dir(&checkout)
+        .args([
+            "build",
+            "--locked",
+            "-p",
+            "worker",
+            "--bin",
+            "worker",
+            "--target-dir",
+        ])
+        .arg(target_dir)
+        .stdin(Stdio::null());
+    if !cfg!(debug_assertions) {
+        cmd.arg("--release");
+    }
+    info!(checkout = %checkout.display(), "no worker binary yet: building it");
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot run cargo build: {e}"))?;
+    if !status.success() {
+        return Err(format!("cargo build of the worker failed ({status})"));
+    }
+    sibling_worker().ok_or_else(|| {
+        format!(
+            "cargo build finished but {} has no worker binary",
+            profile_dir.display()
+        )
+    })
+}

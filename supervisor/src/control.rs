@@ -1,0 +1,147 @@
+//! The control socket (`supervisor.sock`): one JSON request line, one
+//! JSON answer line. Used by `supervisor status`, `restart` and `update`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, oneshot};
+use tracing::warn;
+
+use crate::actor::Control;
+use crate::status::{SessionsStatus, Status};
+
+/// Serves control requests until the actor is gone.
+pub async fn serve(
+    listener: UnixListener,
+    owner_uid: u32,
+    worker_sock: std::path::PathBuf,
+    actor: mpsc::Sender<Control>,
+) {
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                warn!(error = %e, "control socket accept failed");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        match stream.peer_cred() {
+            Ok(c) if c.uid() == owner_uid => {}
+            _ => {
+                warn!("refused a control connection from another user");
+                continue;
+            }
+        }
+        let (actor, worker_sock) = (actor.clone(), worker_sock.clone());
+        tokio::spawn(async move {
+            let _ = handle(stream, actor, &worker_sock).await;
+        });
+    }
+}
+
+async fn handle(
+    stream: UnixStream,
+    actor: mpsc::Sender<Control>,
+    worker_sock: &Path,
+) -> std::io::Result<()> {
+    let (r, mut w) = stream.into_split();
+    let mut line = String::new();
+    let n = BufReader::new(r.take(64 * 1024))
+        .read_line(&mut line)
+        .await?;
+    if n == 0 {
+        return Ok(());
+    }
+    let request: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+    let answer = match request["op"].as_str() {
+        Some("status") => {
+            let (tx, rx) = oneshot::channel();
+            if actor.send(Control::Status(tx)).await.is_err() {
+                gone()
+            } else {
+                match rx.await {
+                    Ok(mut status) => {
+                        if status.worker.state == "ready" {
+                            status.sessions = session_count(worker_sock)
+                                .await
+                                .map(|count| SessionsStatus { count });
+                        }
+                        serde_json::to_value(status).expect("status serializes")
+                    }
+                    Err(_) => gone(),
+                }
+            }
+        }
+        Some("restart") => {
+            let (tx, rx) = oneshot::channel();
+            if actor.send(Control::Restart(tx)).await.is_err() {
+                gone()
+            } else {
+                match rx.await {
+                    Ok(Ok(done)) => {
+                        json!({"ok": true, "worker": {"pid": done.pid, "commit": done.commit}})
+                    }
+                    Ok(Err(e)) => json!({"ok": false, "error": e}),
+                    Err(_) => gone(),
+                }
+            }
+        }
+        Some("update") => json!({
+            "ok": false,
+            "error": "updates from git are not available in this version yet"
+        }),
+        _ => {
+            json!({"ok": false, "error": "unknown request; expected {\"op\":\"status\"|\"restart\"|\"update\"}"})
+        }
+    };
+    let mut out = serde_json::to_vec(&answer).expect("JSON serializes");
+    out.push(b'\n');
+    w.write_all(&out).await?;
+    w.shutdown().await
+}
+
+fn gone() -> Value {
+    json!({"ok": false, "error": "the supervisor is stopping"})
+}
+
+/// Asks the worker for its session count, briefly.
+async fn session_count(worker_sock: &Path) -> Option<u64> {
+    let ask = async {
+        let stream = UnixStream::connect(worker_sock).await.ok()?;
+        let (r, mut w) = stream.into_split();
+        w.write_all(b"{\"op\":\"stats\"}\n").await.ok()?;
+        let mut line = String::new();
+        BufReader::new(r).read_line(&mut line).await.ok()?;
+        let v: Value = serde_json::from_str(&line).ok()?;
+        v["count"].as_u64()
+    };
+    tokio::time::timeout(Duration::from_secs(1), ask)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// Client side: sends one request and reads the answer (blocking).
+pub fn request(sock: &Path, op: &str, timeout: Option<Duration>) -> std::io::Result<Value> {
+    use std::io::{BufRead, Write};
+    let mut stream = std::os::unix::net::UnixStream::connect(sock)?;
+    stream.set_read_timeout(timeout)?;
+    stream.write_all(format!("{{\"op\":\"{op}\"}}\n").as_bytes())?;
+    let mut line = String::new();
+    std::io::BufReader::new(stream).read_line(&mut line)?;
+    serde_json::from_str(&line).map_err(|e| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("the supervisor answered something that is not JSON: {e}"),
+        )
+    })
+}
+
+/// Parses a status answer.
+pub fn parse_status(v: Value) -> Result<Status, String> {
+    serde_json::from_value(v).map_err(|e| format!("unexpected status answer: {e}"))
+}

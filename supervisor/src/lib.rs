@@ -1,0 +1,139 @@
+//! The second-brain supervisor: keeps one worker serving on a socket it
+//! owns for its whole life, restarts it, reports status and writes logs.
+
+pub mod actor;
+pub mod backoff;
+pub mod binary;
+pub mod control;
+pub mod logs;
+pub mod sockets;
+pub mod spawn;
+pub mod status;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use shared::paths::DataDir;
+use tokio::sync::mpsc;
+use tracing::{error, info};
+
+/// Everything `supervisor run` needs, already validated.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub data_dir: DataDir,
+    pub log_dir: PathBuf,
+    pub log_retention_days: u32,
+    pub log_filter: String,
+    pub poll_interval_ms: u64,
+    pub repo: Option<PathBuf>,
+    pub branch: String,
+    /// An explicit worker binary (otherwise see `binary::resolve`).
+    pub worker_bin: Option<PathBuf>,
+    pub ready_timeout: Duration,
+    pub stop_timeout: Duration,
+    pub checkpoint_interval: Duration,
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    pub stable_after: Duration,
+}
+
+/// Exit statuses of `supervisor` (README "Exit codes").
+pub mod exit {
+    pub const OK: i32 = 0;
+    pub const FAILURE: i32 = 1;
+    pub const CONFIG: i32 = 2;
+    /// `status`: no supervisor is running.
+    pub const NOT_RUNNING: i32 = 3;
+}
+
+/// Why `run` could not start or go on.
+#[derive(Debug)]
+pub struct RunError(pub String);
+
+impl std::fmt::Display for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn err(what: &str) -> impl FnOnce(std::io::Error) -> RunError + '_ {
+    move |e| RunError(format!("{what}: {e}"))
+}
+
+/// Takes the data directory's supervisor lock. A second supervisor is
+/// refused with the first one's pid.
+pub fn lock(dir: &DataDir) -> Result<shared::lock::PidLock, RunError> {
+    dir.ensure().map_err(err(&format!(
+        "cannot use data directory {}",
+        dir.root().display()
+    )))?;
+    shared::lock::acquire(&dir.supervisor_lock(), "supervisor").map_err(|e| RunError(e.to_string()))
+}
+
+/// Waits briefly for a worker that still holds the store (an orphan of a
+/// killed supervisor finishing its final snapshot); refuses if one stays.
+async fn wait_for_old_worker(dir: &DataDir) -> Result<(), RunError> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match shared::lock::holder(&dir.worker_lock()) {
+            None => return Ok(()),
+            Some(pid) if Instant::now() >= deadline => {
+                return Err(RunError(format!(
+                    "a worker (pid {pid}) that this supervisor did not start owns {}; \
+                     stop it first (kill -TERM {pid})",
+                    dir.root().display()
+                )))
+            }
+            Some(pid) => {
+                info!(pid, "waiting for a previous worker to finish");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Runs the service until SIGTERM/SIGINT; the caller holds the lock.
+pub async fn run(cfg: RunConfig, logs: logs::Logs) -> Result<(), RunError> {
+    let dir = cfg.data_dir.clone();
+    wait_for_old_worker(&dir).await?;
+    let listener = sockets::bind_listener(&dir.worker_sock())
+        .map_err(err("cannot create the worker socket"))?;
+    let control_listener = sockets::bind_control(&dir.supervisor_sock())
+        .map_err(err("cannot create the control socket"))?;
+    let owner_uid = dir
+        .owner_uid()
+        .map_err(err("cannot read the data directory's owner"))?;
+    logs::spawn_retention(logs.dir.clone(), cfg.log_retention_days);
+    info!(
+        pid = std::process::id(),
+        version = shared::version::VERSION,
+        commit = shared::version::COMMIT,
+        data_dir = %dir.root().display(),
+        log_dir = %cfg.log_dir.display(),
+        "supervisor running"
+    );
+    let (control_tx, control_rx) = mpsc::channel(64);
+    let control = tokio::spawn(control::serve(
+        control_listener,
+        owner_uid,
+        dir.worker_sock(),
+        control_tx,
+    ));
+    let cfg = Arc::new(cfg);
+    let actor = actor::Actor::new(cfg.clone(), listener, logs.worker.clone());
+    let result = actor.run(control_rx).await;
+    control.abort();
+    let _ = std::fs::remove_file(dir.supervisor_sock());
+    let _ = std::fs::remove_file(dir.worker_sock());
+    match result {
+        Ok(()) => {
+            info!("supervisor stopped");
+            Ok(())
+        }
+        Err(e) => {
+            error!(error = %e, "supervisor failed");
+            Err(RunError(e.to_string()))
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! The supervisor's logs: its own tracing lines and the worker's stdout and
+//! stderr (read through pipes, so a panic message is kept), each in a daily
+//! file in the log directory. Echoed to the terminal when there is one.
+
+pub mod daily;
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
+use tracing::{info, warn};
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::EnvFilter;
+
+use daily::DailyFile;
+
+/// A daily file shared by the tasks that write to it.
+#[derive(Clone)]
+pub struct Sink {
+    file: Arc<Mutex<DailyFile>>,
+    echo: bool,
+}
+
+impl Sink {
+    pub fn new(dir: &Path, prefix: &'static str, echo: bool) -> Self {
+        Sink {
+            file: Arc::new(Mutex::new(DailyFile::new(dir, prefix, SystemTime::now))),
+            echo,
+        }
+    }
+
+    /// Writes whole lines; a failing log file never stops the service.
+    pub fn write_all(&self, bytes: &[u8]) {
+        if let Ok(mut f) = self.file.lock() {
+            let _ = f.write_all(bytes);
+        }
+        if self.echo {
+            let _ = std::io::stderr().write_all(bytes);
+        }
+    }
+}
+
+/// The `io::Write` tracing writes each event through.
+pub struct SinkWriter(Sink);
+
+impl Write for SinkWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write_all(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Sink {
+    type Writer = SinkWriter;
+    fn make_writer(&'a self) -> SinkWriter {
+        SinkWriter(self.clone())
+    }
+}
+
+/// The two sinks of a running supervisor.
+pub struct Logs {
+    pub dir: PathBuf,
+    pub worker: Sink,
+}
+
+/// Creates the log directory (0700), installs tracing into
+/// `supervisor.<day>.log`, and returns the sink for the worker's output.
+pub fn init(dir: &Path, filter: &str) -> std::io::Result<Logs> {
+    shared::paths::ensure_private_dir(dir)?;
+    let echo = std::io::stderr().is_terminal();
+    let own = Sink::new(dir, "supervisor", echo);
+    let filter = EnvFilter::builder()
+        .parse(filter)
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(own)
+        .with_ansi(false)
+        .with_target(false)
+        .try_init();
+    Ok(Logs {
+        dir: dir.to_path_buf(),
+        worker: Sink::new(dir, "worker", echo),
+    })
+}
+
+/// Deletes log files older than `days`, now and then once an hour.
+pub fn spawn_retention(dir: PathBuf, days: u32) {
+    tokio::spawn(async move {
+        loop {
+            match daily::prune(&dir, days, SystemTime::now()) {
+                Ok(removed) => {
+                    for path in removed {
+                        info!(file = %path.display(), days, "deleted an old log file");
+                    }
+                }
+                Err(e) => warn!(error = %e, dir = %dir.display(), "cannot prune old logs"),
+            }
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
+    });
+}
+
+/// Copies one of the worker's output streams into the worker log, line by
+/// line, until the stream closes. Long lines are cut into 64 KiB pieces.
+pub fn pump<R: AsyncRead + Unpin + Send + 'static>(stream: R, sink: Sink) {
+    tokio::spawn(async move {
+        let mut reader = BufReader::with_capacity(64 * 1024, stream);
+        let mut line = Vec::with_capacity(256);
+        loop {
+            line.clear();
+            let read = {
+                let mut limited = (&mut reader).take(64 * 1024);
+                limited.read_until(b'\n', &mut line).await
+            };
+            match read {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    if !line.ends_with(b"\n") {
+                        line.push(b'\n');
+                    }
+                    sink.write_all(&line);
+                }
+            }
+        }
+    });
+}

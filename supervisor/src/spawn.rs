@@ -1,0 +1,90 @@
+//! Starting a worker: the listening socket as fd 3 (`LISTEN_FDS=1`), the
+//! write end of a readiness pipe as fd 4, the read end of a parent pipe as
+//! fd 5 (its EOF tells the worker the supervisor is gone), stdout and
+//! stderr piped into the log.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+use std::process::Stdio;
+
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use nix::unistd::pipe2;
+use tokio::process::{Child, Command};
+
+/// A started worker and the supervisor's ends of its pipes.
+pub struct Spawned {
+    pub child: Child,
+    pub pid: u32,
+    /// Read end of the readiness pipe: `ready <pid> <commit>\n`.
+    pub ready: OwnedFd,
+    /// Write end of the parent pipe; keep it open while the worker runs.
+    pub parent: OwnedFd,
+}
+
+/// A CLOEXEC duplicate at fd 10 or above, so that placing fds 3-5 in the
+/// child can never overwrite another source fd.
+fn dup_high(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    let raw = fcntl(fd.as_raw_fd(), FcntlArg::F_DUPFD_CLOEXEC(10))?;
+    // SAFETY: fcntl just returned this new fd and nothing else owns it.
+    Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) })
+}
+
+/// Starts `bin` serving `data_dir` on `listener`.
+pub fn spawn_worker(
+    bin: &Path,
+    data_dir: &Path,
+    listener: BorrowedFd<'_>,
+    log_filter: &str,
+) -> io::Result<Spawned> {
+    let (ready_r, ready_w) = pipe2(OFlag::O_CLOEXEC)?;
+    let (parent_r, parent_w) = pipe2(OFlag::O_CLOEXEC)?;
+    let sources = [
+        dup_high(listener)?,
+        dup_high(ready_w.as_fd())?,
+        dup_high(parent_r.as_fd())?,
+    ];
+    let raw: [i32; 3] = [
+        sources[0].as_raw_fd(),
+        sources[1].as_raw_fd(),
+        sources[2].as_raw_fd(),
+    ];
+    let mut cmd = Command::new(bin);
+    cmd.arg("--data-dir")
+        .arg(data_dir)
+        .env("LISTEN_FDS", "1")
+        .env_remove("LISTEN_PID")
+        .env_remove("LISTEN_FDNAMES")
+        .env("SECOND_BRAIN_READY_FD", "4")
+        .env("SECOND_BRAIN_PARENT_FD", "5")
+        .env("RUST_LOG", log_filter)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Its own process group: a Ctrl-C at the terminal reaches the
+        // supervisor only, which then stops the worker in order.
+        .process_group(0);
+    // SAFETY: only dup2 runs between fork and exec; it is async-signal-safe,
+    // and errors are returned, never panicked on.
+    unsafe {
+        cmd.pre_exec(move || {
+            for (target, source) in [3, 4, 5].into_iter().zip(raw) {
+                nix::unistd::dup2(source, target).map_err(io::Error::from)?;
+            }
+            Ok(())
+        });
+    }
+    let child = cmd
+        .spawn()
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot start {}: {e}", bin.display())))?;
+    let pid = child.id().expect("a just-spawned child has a pid");
+    drop(sources);
+    drop(ready_w);
+    drop(parent_r);
+    Ok(Spawned {
+        child,
+        pid,
+        ready: ready_r,
+        parent: parent_w,
+    })
+}

@@ -1,0 +1,182 @@
+//! The status report (INTERFACE §6) and its view for a person.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Status {
+    pub supervisor: SupervisorStatus,
+    pub worker: WorkerStatus,
+    pub sessions: Option<SessionsStatus>,
+    pub update: UpdateStatus,
+    pub paths: PathsStatus,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SupervisorStatus {
+    pub pid: u32,
+    pub version: String,
+    pub commit: Option<String>,
+    pub started_at: String,
+    pub uptime_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WorkerStatus {
+    /// `starting`, `ready`, `backoff`, `stopping` or `stopped`.
+    pub state: String,
+    pub pid: Option<u32>,
+    pub commit: Option<String>,
+    pub started_at: Option<String>,
+    /// Workers started after the first one, for any reason.
+    pub restarts: u64,
+    /// How the previous worker ended, e.g. `signal 9 (SIGKILL)`.
+    pub last_exit: Option<String>,
+    /// Additions: the binary in use, and when a waiting restart is due.
+    pub binary: Option<String>,
+    pub next_start_in_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionsStatus {
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UpdateStatus {
+    pub repo: Option<String>,
+    pub branch: String,
+    pub poll_interval_ms: u64,
+    pub last_poll_at: Option<String>,
+    pub last_poll: Option<String>,
+    pub deployed_commit: Option<String>,
+    pub state: String,
+    pub last_error: Option<String>,
+    pub held_commits: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PathsStatus {
+    pub data_dir: String,
+    pub log_dir: String,
+}
+
+/// `3h 02m`, `5m 10s`, `42s`.
+pub fn human_duration(secs: u64) -> String {
+    let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    if d > 0 {
+        format!("{d}d {h:02}h")
+    } else if h > 0 {
+        format!("{h}h {m:02}m")
+    } else if m > 0 {
+        format!("{m}m {s:02}s")
+    } else {
+        format!("{s}s")
+    }
+}
+
+fn short(commit: &Option<String>) -> String {
+    match commit {
+        Some(c) => c.chars().take(12).collect(),
+        None => "unknown".into(),
+    }
+}
+
+fn age_of(rfc3339: &Option<String>) -> Option<String> {
+    let t = shared::time::parse_rfc3339(rfc3339.as_deref()?)?;
+    let secs = std::time::SystemTime::now()
+        .duration_since(t)
+        .ok()?
+        .as_secs();
+    Some(human_duration(secs))
+}
+
+impl Status {
+    /// The report for a person at a terminal.
+    pub fn render(&self) -> String {
+        let s = &self.supervisor;
+        let w = &self.worker;
+        let u = &self.update;
+        let mut out = String::new();
+        let mut line = |label: &str, text: String| {
+            out.push_str(&format!("{label:<11}{text}\n"));
+        };
+        line(
+            "supervisor",
+            format!(
+                "running, pid {}, up {}, version {} ({})",
+                s.pid,
+                human_duration(s.uptime_secs),
+                s.version,
+                short(&s.commit)
+            ),
+        );
+        let mut worker = w.state.clone();
+        if let Some(pid) = w.pid {
+            worker.push_str(&format!(", pid {pid}"));
+        }
+        if let Some(age) = age_of(&w.started_at) {
+            worker.push_str(&format!(", up {age}"));
+        }
+        if w.commit.is_some() {
+            worker.push_str(&format!(", commit {}", short(&w.commit)));
+        }
+        if let Some(ms) = w.next_start_in_ms {
+            worker.push_str(&format!(", next start in {:.1}s", ms as f64 / 1000.0));
+        }
+        line("worker", worker);
+        line(
+            "restarts",
+            match &w.last_exit {
+                Some(e) => format!("{} (last exit: {e})", w.restarts),
+                None => w.restarts.to_string(),
+            },
+        );
+        line(
+            "sessions",
+            match &self.sessions {
+                Some(c) => c.count.to_string(),
+                None => "unknown (worker not ready)".into(),
+            },
+        );
+        let polling = if u.poll_interval_ms == 0 {
+            "polling off".to_string()
+        } else {
+            format!("every {}", human_duration(u.poll_interval_ms / 1000))
+        };
+        line(
+            "updates",
+            format!(
+                "{}, {} of {} ({polling}), deployed {}",
+                u.state,
+                u.branch,
+                u.repo.as_deref().unwrap_or("no repository"),
+                short(&u.deployed_commit)
+            ),
+        );
+        if let Some(e) = &u.last_error {
+            line("last error", e.clone());
+        }
+        if !u.held_commits.is_empty() {
+            line("held", u.held_commits.join(", "));
+        }
+        line("data", self.paths.data_dir.clone());
+        line("logs", self.paths.log_dir.clone());
+        if let Some(b) = &w.binary {
+            line("binary", b.clone());
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(human_duration(42), "42s");
+        assert_eq!(human_duration(310), "5m 10s");
+        assert_eq!(human_duration(3 * 3600 + 120), "3h 02m");
+        assert_eq!(human_duration(2 * 86_400 + 3600), "2d 01h");
+    }
+}
