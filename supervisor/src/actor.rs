@@ -4,13 +4,12 @@
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
-use std::process::ExitStatus;
 use std::sync::Arc;
 use std::time::Instant;
 
 use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
-use tokio::io::AsyncReadExt;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, warn};
@@ -38,7 +37,7 @@ pub struct RestartDone {
 enum Event {
     Exited {
         generation: u64,
-        status: std::io::Result<ExitStatus>,
+        status: Result<WaitStatus, nix::Error>,
     },
     Ready {
         generation: u64,
@@ -123,15 +122,34 @@ fn signal_name(sig: i32) -> String {
 }
 
 /// `exit code 3`, `signal 9 (SIGKILL)`.
-pub fn describe_exit(status: &std::io::Result<ExitStatus>) -> String {
-    use std::os::unix::process::ExitStatusExt;
+pub fn describe_exit(status: &Result<WaitStatus, nix::Error>) -> String {
     match status {
-        Ok(s) => match (s.code(), s.signal()) {
-            (Some(code), _) => format!("exit code {code}"),
-            (None, Some(sig)) => signal_name(sig),
-            _ => "unknown".into(),
-        },
+        Ok(WaitStatus::Exited(_, code)) => format!("exit code {code}"),
+        Ok(WaitStatus::Signaled(_, sig, _)) => signal_name(*sig as i32),
+        Ok(other) => format!("unknown ({other:?})"),
         Err(e) => format!("unknown (wait failed: {e})"),
+    }
+}
+
+/// Waits for the worker `pid` on a thread and reports its end. Works for
+/// any child of this process, including one started before a re-exec.
+fn watch_exit(pid: u32, generation: u64, events: mpsc::UnboundedSender<Event>) {
+    let spawned = std::thread::Builder::new()
+        .name("worker-wait".into())
+        .spawn(move || {
+            let status = loop {
+                match waitpid(Pid::from_raw(pid as i32), None) {
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    Ok(s @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => break Ok(s),
+                    // Stopped or continued: it has not ended.
+                    Ok(_) => continue,
+                    Err(e) => break Err(e),
+                }
+            };
+            let _ = events.send(Event::Exited { generation, status });
+        });
+    if let Err(e) = spawned {
+        error!(error = %e, "cannot start a thread to wait for the worker");
     }
 }
 
@@ -217,29 +235,17 @@ impl Actor {
             }
         };
         let spawn::Spawned {
-            mut child,
             pid,
+            stdout,
+            stderr,
             ready,
             parent,
         } = spawned;
         info!(pid, binary = %bin.display(), "worker started");
-        if let Some(out) = child.stdout.take() {
-            logs::pump(out, self.worker_log.clone());
-        }
-        if let Some(err) = child.stderr.take() {
-            logs::pump(err, self.worker_log.clone());
-        }
-        let events = self.events_tx.clone();
-        tokio::spawn(async move {
-            let status = child.wait().await;
-            let _ = events.send(Event::Exited { generation, status });
-        });
-        let events = self.events_tx.clone();
-        tokio::spawn(async move {
-            if let Some(commit) = read_ready(ready).await {
-                let _ = events.send(Event::Ready { generation, commit });
-            }
-        });
+        logs::pump(stdout, self.worker_log.clone());
+        logs::pump(stderr, self.worker_log.clone());
+        watch_exit(pid, generation, self.events_tx.clone());
+        watch_ready(ready, generation, self.events_tx.clone());
         self.phase = Phase::Starting(Running {
             generation,
             pid,
@@ -486,19 +492,36 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-/// Reads `ready <pid> <commit>` from the readiness pipe; `Some(commit)`
-/// once it arrives, `None` if the pipe closes first.
-async fn read_ready(fd: OwnedFd) -> Option<Option<String>> {
-    let mut pipe = tokio::net::unix::pipe::Receiver::from_owned_fd(fd).ok()?;
-    let mut buf = Vec::with_capacity(128);
-    let mut chunk = [0u8; 128];
-    while !buf.contains(&b'\n') && buf.len() < 1024 {
-        match pipe.read(&mut chunk).await {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
+/// Reads `ready <pid> <commit>` from the readiness pipe on a thread and
+/// reports it; nothing is reported if the pipe closes first.
+fn watch_ready(fd: OwnedFd, generation: u64, events: mpsc::UnboundedSender<Event>) {
+    let spawned = std::thread::Builder::new()
+        .name("worker-ready".into())
+        .spawn(move || {
+            use std::io::Read;
+            let mut pipe = std::fs::File::from(fd);
+            let mut buf = Vec::with_capacity(128);
+            let mut chunk = [0u8; 128];
+            while !buf.contains(&b'\n') && buf.len() < 1024 {
+                match pipe.read(&mut chunk) {
+                    Ok(0) => return,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(_) => return,
+                }
+            }
+            if let Some(commit) = parse_ready(&buf) {
+                let _ = events.send(Event::Ready { generation, commit });
+            }
+        });
+    if let Err(e) = spawned {
+        error!(error = %e, "cannot start a thread to wait for the worker's readiness");
     }
-    let line = String::from_utf8_lossy(&buf);
+}
+
+/// `ready <pid> <commit>`: `Some(commit)` (None if unknown) when well formed.
+fn parse_ready(line: &[u8]) -> Option<Option<String>> {
+    let line = String::from_utf8_lossy(line);
     let mut words = line.split_whitespace();
     if words.next() != Some("ready") {
         return None;

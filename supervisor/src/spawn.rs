@@ -8,14 +8,20 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::process::Stdio;
 
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::unistd::pipe2;
-use tokio::process::{Child, Command};
 
-/// A started worker and the supervisor's ends of its pipes.
+/// A started worker and the supervisor's ends of its pipes. It is waited
+/// for by pid (`waitpid`), so that a re-executed supervisor, which has the
+/// pid but no `Child` object, can go on watching it.
 pub struct Spawned {
-    pub child: Child,
     pub pid: u32,
+    /// Read ends of the worker's stdout and stderr.
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
     /// Read end of the readiness pipe: `ready <pid> <commit>\n`.
     pub ready: OwnedFd,
     /// Write end of the parent pipe; keep it open while the worker runs.
@@ -74,16 +80,21 @@ pub fn spawn_worker(
             Ok(())
         });
     }
-    let child = cmd
+    let mut child = cmd
         .spawn()
         .map_err(|e| io::Error::new(e.kind(), format!("cannot start {}: {e}", bin.display())))?;
-    let pid = child.id().expect("a just-spawned child has a pid");
+    let pid = child.id();
+    let stdout = OwnedFd::from(child.stdout.take().expect("stdout is piped"));
+    let stderr = OwnedFd::from(child.stderr.take().expect("stderr is piped"));
+    // Dropping a std Child neither kills nor reaps it: `waitpid` does.
+    drop(child);
     drop(sources);
     drop(ready_w);
     drop(parent_r);
     Ok(Spawned {
-        child,
         pid,
+        stdout,
+        stderr,
         ready: ready_r,
         parent: parent_w,
     })

@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 use tracing::{info, warn};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::EnvFilter;
@@ -107,26 +106,30 @@ pub fn spawn_retention(dir: PathBuf, days: u32) {
 }
 
 /// Copies one of the worker's output streams into the worker log, line by
-/// line, until the stream closes. Long lines are cut into 64 KiB pieces.
-pub fn pump<R: AsyncRead + Unpin + Send + 'static>(stream: R, sink: Sink) {
-    tokio::spawn(async move {
-        let mut reader = BufReader::with_capacity(64 * 1024, stream);
-        let mut line = Vec::with_capacity(256);
-        loop {
-            line.clear();
-            let read = {
-                let mut limited = (&mut reader).take(64 * 1024);
-                limited.read_until(b'\n', &mut line).await
-            };
-            match read {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    if !line.ends_with(b"\n") {
-                        line.push(b'\n');
+/// line, until the stream closes (a thread: the fd may have been inherited
+/// across a re-exec). Long lines are cut into 64 KiB pieces.
+pub fn pump(stream: std::os::fd::OwnedFd, sink: Sink) {
+    use std::io::BufRead;
+    let spawned = std::thread::Builder::new()
+        .name("worker-output".into())
+        .spawn(move || {
+            let mut reader =
+                std::io::BufReader::with_capacity(16 * 1024, std::fs::File::from(stream));
+            let mut line = Vec::with_capacity(256);
+            loop {
+                line.clear();
+                match std::io::Read::take(&mut reader, 64 * 1024).read_until(b'\n', &mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        if !line.ends_with(b"\n") {
+                            line.push(b'\n');
+                        }
+                        sink.write_all(&line);
                     }
-                    sink.write_all(&line);
                 }
             }
-        }
-    });
+        });
+    if let Err(e) = spawned {
+        warn!(error = %e, "cannot start a thread for the worker's output");
+    }
 }
