@@ -202,7 +202,9 @@ async fn connection(
                 let response = handle(store, &buf, active).await;
                 buf.clear();
                 writer.write_all(&response.to_line()).await?;
-                if reader.buffer().is_empty() {
+                // Batch answers to pipelined requests, but never hold one
+                // back waiting for a request that has not fully arrived.
+                if !reader.buffer().contains(&b'\n') {
                     writer.flush().await?;
                 }
             }
