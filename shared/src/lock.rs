@@ -17,6 +17,14 @@ pub struct PidLock {
     _lock: Flock<File>,
 }
 
+impl PidLock {
+    /// The lock's fd (handed over when the supervisor re-executes itself).
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self._lock.as_raw_fd()
+    }
+}
+
 /// Takes the lock at `path` for `who` ("worker", "supervisor") or says
 /// which pid holds it.
 pub fn acquire(path: &Path, who: &str) -> io::Result<PidLock> {

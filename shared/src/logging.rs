@@ -15,5 +15,9 @@ pub fn init_stderr(filter: &str) {
         // Colours only for a person at a terminal, never into log files.
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
+        // When stderr is gone (its reader died), logging must not stop the
+        // process: tracing would otherwise report the failure with
+        // eprintln!, which panics on a broken pipe.
+        .log_internal_errors(false)
         .try_init();
 }

@@ -120,3 +120,37 @@ pub fn build_sibling_worker() -> Result<PathBuf, String> {
         )
     })
 }
+
+/// The supervisor binary of the deployed release: the release's own if the
+/// commit changed the supervisor, else the one that release recorded.
+pub fn deployed_supervisor(dir: &DataDir) -> Option<PathBuf> {
+    let (commit, _) = deployed_release(dir)?;
+    let release = releases_dir(dir).join(&commit);
+    let own = release.join("supervisor");
+    if own.is_file() {
+        return Some(own);
+    }
+    let recorded = std::fs::read_to_string(release.join("supervisor-path")).ok()?;
+    let recorded = PathBuf::from(recorded.trim());
+    recorded.is_file().then_some(recorded)
+}
+
+/// Re-executes the deployed release's supervisor if this is another
+/// binary (so a restart after a self-update runs the updated code).
+/// Returns only if it did not (`Some(error)` if it tried and failed).
+pub fn exec_deployed_supervisor(dir: &DataDir) -> Option<String> {
+    use std::os::unix::process::CommandExt;
+    let target = deployed_supervisor(dir)?;
+    let me = std::env::current_exe().ok()?;
+    let same = match (std::fs::canonicalize(&target), std::fs::canonicalize(&me)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if same {
+        return None;
+    }
+    let err = std::process::Command::new(&target)
+        .args(std::env::args_os().skip(1))
+        .exec();
+    Some(format!("{}: {err}", target.display()))
+}

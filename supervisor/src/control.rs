@@ -12,6 +12,7 @@ use tracing::warn;
 
 use crate::actor::Control;
 use crate::status::{SessionsStatus, Status};
+use crate::update::{UpdateRequest, UpdateView};
 
 /// Serves control requests until the actor is gone.
 pub async fn serve(
@@ -19,6 +20,8 @@ pub async fn serve(
     owner_uid: u32,
     worker_sock: std::path::PathBuf,
     actor: mpsc::Sender<Control>,
+    updater: mpsc::Sender<UpdateRequest>,
+    view: tokio::sync::watch::Receiver<UpdateView>,
 ) {
     loop {
         let (stream, _) = match listener.accept().await {
@@ -36,9 +39,14 @@ pub async fn serve(
                 continue;
             }
         }
-        let (actor, worker_sock) = (actor.clone(), worker_sock.clone());
+        let (actor, updater, view, worker_sock) = (
+            actor.clone(),
+            updater.clone(),
+            view.clone(),
+            worker_sock.clone(),
+        );
         tokio::spawn(async move {
-            let _ = handle(stream, actor, &worker_sock).await;
+            let _ = handle(stream, actor, updater, view, &worker_sock).await;
         });
     }
 }
@@ -46,6 +54,8 @@ pub async fn serve(
 async fn handle(
     stream: UnixStream,
     actor: mpsc::Sender<Control>,
+    updater: mpsc::Sender<UpdateRequest>,
+    view: tokio::sync::watch::Receiver<UpdateView>,
     worker_sock: &Path,
 ) -> std::io::Result<()> {
     let (r, mut w) = stream.into_split();
@@ -65,6 +75,7 @@ async fn handle(
             } else {
                 match rx.await {
                     Ok(mut status) => {
+                        merge_update(&mut status, &view.borrow());
                         if status.worker.state == "ready" {
                             status.sessions = session_count(worker_sock)
                                 .await
@@ -90,18 +101,65 @@ async fn handle(
                 }
             }
         }
-        Some("update") => json!({
-            "ok": false,
-            "error": "updates from git are not available in this version yet"
-        }),
+        Some("update") => {
+            let (tx, rx) = oneshot::channel();
+            let retry_held = request["retry"] == true;
+            if updater
+                .send(UpdateRequest {
+                    retry_held,
+                    reply: tx,
+                })
+                .await
+                .is_err()
+            {
+                gone()
+            } else {
+                match rx.await {
+                    Ok(answer) => {
+                        let body = match answer.result {
+                            Ok(outcome) => json!({"ok": true, "outcome": outcome}),
+                            Err(e) => json!({"ok": false, "error": e}),
+                        };
+                        write_answer(&mut w, &body).await?;
+                        // A self-update waits for this before the exec.
+                        let _ = answer.delivered.send(());
+                        return Ok(());
+                    }
+                    Err(_) => gone(),
+                }
+            }
+        }
         _ => {
             json!({"ok": false, "error": "unknown request; expected {\"op\":\"status\"|\"restart\"|\"update\"}"})
         }
     };
-    let mut out = serde_json::to_vec(&answer).expect("JSON serializes");
+    write_answer(&mut w, &answer).await
+}
+
+async fn write_answer(
+    w: &mut tokio::net::unix::OwnedWriteHalf,
+    answer: &Value,
+) -> std::io::Result<()> {
+    let mut out = serde_json::to_vec(answer).expect("JSON serializes");
     out.push(b'\n');
     w.write_all(&out).await?;
     w.shutdown().await
+}
+
+/// The updater's part of the status.
+fn merge_update(status: &mut Status, view: &UpdateView) {
+    let u = &mut status.update;
+    u.state = view.state.clone();
+    u.last_poll_at = view.last_poll_at.clone();
+    u.last_poll = view.last_poll.clone();
+    if view.deployed_commit.is_some() {
+        u.deployed_commit = view.deployed_commit.clone();
+    }
+    u.last_error = view.last_error.clone();
+    u.held_commits = view.held_commits.clone();
+    u.target_commit = view.target_commit.clone();
+    u.step_started_at = view.step_started_at.clone();
+    u.checkout = view.checkout.clone();
 }
 
 fn gone() -> Value {
@@ -126,11 +184,11 @@ async fn session_count(worker_sock: &Path) -> Option<u64> {
 }
 
 /// Client side: sends one request and reads the answer (blocking).
-pub fn request(sock: &Path, op: &str, timeout: Option<Duration>) -> std::io::Result<Value> {
+pub fn request(sock: &Path, request: &Value, timeout: Option<Duration>) -> std::io::Result<Value> {
     use std::io::{BufRead, Write};
     let mut stream = std::os::unix::net::UnixStream::connect(sock)?;
     stream.set_read_timeout(timeout)?;
-    stream.write_all(format!("{{\"op\":\"{op}\"}}\n").as_bytes())?;
+    stream.write_all(format!("{request}\n").as_bytes())?;
     let mut line = String::new();
     std::io::BufReader::new(stream).read_line(&mut line)?;
     serde_json::from_str(&line).map_err(|e| {
@@ -139,6 +197,26 @@ pub fn request(sock: &Path, op: &str, timeout: Option<Duration>) -> std::io::Res
             format!("the supervisor answered something that is not JSON: {e}"),
         )
     })
+}
+
+/// Asks for the status. A connection closed before the answer (the
+/// supervisor was replacing itself in place at that moment) is retried:
+/// asking for the status twice is harmless.
+pub fn status(sock: &Path) -> std::io::Result<Value> {
+    let ask = || request(sock, &json!({"op": "status"}), Some(Duration::from_secs(5)));
+    let mut last = ask();
+    for _ in 0..3 {
+        match &last {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::InvalidData
+                    || e.kind() == std::io::ErrorKind::ConnectionReset =>
+            {
+                last = ask();
+            }
+            _ => break,
+        }
+    }
+    last
 }
 
 /// Parses a status answer.

@@ -5,11 +5,14 @@ pub mod actor;
 pub mod backoff;
 pub mod binary;
 pub mod control;
+pub mod install;
 pub mod logs;
 pub mod sockets;
 pub mod spawn;
 pub mod status;
+pub mod update;
 
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,7 +39,19 @@ pub struct RunConfig {
     pub backoff_base: Duration,
     pub backoff_max: Duration,
     pub stable_after: Duration,
+    /// How long a swapped-in worker must stay up before it counts as good.
+    pub probation: Duration,
+    /// Where updates are built (default `<data dir>/staging`).
+    pub staging_dir: Option<PathBuf>,
+    /// The cargo profile of update builds (`release`).
+    pub build_profile: String,
+    pub build_timeout: Duration,
+    pub git_timeout: Duration,
 }
+
+/// How long a stopping worker gets before SIGKILL unless `--stop-timeout-ms`
+/// says otherwise; the service files give the supervisor more than this.
+pub const DEFAULT_STOP_TIMEOUT_MS: u64 = 10_000;
 
 /// Exit statuses of `supervisor` (README "Exit codes").
 pub mod exit {
@@ -93,17 +108,62 @@ async fn wait_for_old_worker(dir: &DataDir) -> Result<(), RunError> {
     }
 }
 
-/// Runs the service until SIGTERM/SIGINT; the caller holds the lock.
-pub async fn run(cfg: RunConfig, logs: logs::Logs) -> Result<(), RunError> {
+/// How this process came to run the service.
+pub enum Start {
+    /// A normal start: bind the sockets, start a worker.
+    Fresh,
+    /// A re-exec of a self-update: everything is handed over.
+    Resumed(Box<actor::handover::Handover>),
+}
+
+/// Runs the service until SIGTERM/SIGINT. The caller holds the lock
+/// (`lock_fd`, handed over on a self-update).
+pub async fn run(
+    cfg: RunConfig,
+    logs: logs::Logs,
+    lock_fd: RawFd,
+    start: Start,
+) -> Result<(), RunError> {
     let dir = cfg.data_dir.clone();
-    wait_for_old_worker(&dir).await?;
-    let listener = sockets::bind_listener(&dir.worker_sock())
-        .map_err(err("cannot create the worker socket"))?;
-    let control_listener = sockets::bind_control(&dir.supervisor_sock())
-        .map_err(err("cannot create the control socket"))?;
     let owner_uid = dir
         .owner_uid()
         .map_err(err("cannot read the data directory's owner"))?;
+    let cfg = Arc::new(cfg);
+    let (control_tx, control_rx) = mpsc::channel(64);
+    let mut previous_update = None;
+    let (actor, control_listener) = match start {
+        Start::Fresh => {
+            wait_for_old_worker(&dir).await?;
+            let listener = sockets::bind_listener(&dir.worker_sock())
+                .map_err(err("cannot create the worker socket"))?;
+            let control_listener = sockets::bind_control(&dir.supervisor_sock())
+                .map_err(err("cannot create the control socket"))?;
+            let held = actor::HeldFds {
+                control: control_listener.as_raw_fd(),
+                lock: lock_fd,
+            };
+            (
+                actor::Actor::new(cfg.clone(), listener, held, logs.worker.clone()),
+                control_listener,
+            )
+        }
+        Start::Resumed(mut state) => {
+            previous_update = state.update.take();
+            // SAFETY: the previous image handed this fd over to us.
+            let fd = unsafe { OwnedFd::from_raw_fd(state.control_fd) };
+            let _ = actor::handover::set_cloexec(state.control_fd, true);
+            let std_listener = std::os::unix::net::UnixListener::from(fd);
+            std_listener
+                .set_nonblocking(true)
+                .map_err(err("cannot use the handed-over control socket"))?;
+            let control_listener = tokio::net::UnixListener::from_std(std_listener)
+                .map_err(err("cannot use the handed-over control socket"))?;
+            (
+                actor::Actor::resume(cfg.clone(), *state, logs.worker.clone()),
+                control_listener,
+            )
+        }
+    };
     logs::spawn_retention(logs.dir.clone(), cfg.log_retention_days);
     info!(
         pid = std::process::id(),
@@ -113,17 +173,21 @@ pub async fn run(cfg: RunConfig, logs: logs::Logs) -> Result<(), RunError> {
         log_dir = %cfg.log_dir.display(),
         "supervisor running"
     );
-    let (control_tx, control_rx) = mpsc::channel(64);
+    let (updater, update_view) =
+        update::Updater::new(cfg.clone(), control_tx.clone(), previous_update);
+    let (update_tx, update_rx) = mpsc::channel(16);
+    let updater = tokio::spawn(updater.run(update_rx));
     let control = tokio::spawn(control::serve(
         control_listener,
         owner_uid,
         dir.worker_sock(),
         control_tx,
+        update_tx,
+        update_view,
     ));
-    let cfg = Arc::new(cfg);
-    let actor = actor::Actor::new(cfg.clone(), listener, logs.worker.clone());
     let result = actor.run(control_rx).await;
     control.abort();
+    updater.abort();
     let _ = std::fs::remove_file(dir.supervisor_sock());
     let _ = std::fs::remove_file(dir.worker_sock());
     match result {

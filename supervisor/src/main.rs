@@ -26,6 +26,7 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once; its size does not matter
 enum Command {
     /// Run the service in the foreground (what launchd or systemd starts)
     Run(RunArgs),
@@ -37,8 +38,32 @@ enum Command {
     },
     /// Replace the worker with a fresh one without refusing a connection
     Restart,
-    /// Poll git now and apply what is found
-    Update,
+    /// Poll git now and apply what is found; prints the outcome
+    Update {
+        /// Also try again the commits held after a failure
+        #[arg(long)]
+        retry: bool,
+    },
+    /// Install the per-user service (launchd on macOS, systemd --user elsewhere) and start it
+    Install {
+        #[command(flatten)]
+        service: ServiceArgs,
+        /// Worker binary to copy [default: the one `run` would start]
+        #[arg(long, value_name = "PATH", env = "SECOND_BRAIN_WORKER_BIN")]
+        worker_bin: Option<PathBuf>,
+    },
+    /// Stop and remove the per-user service; keeps data, logs and the copied binaries
+    Uninstall(ServiceArgs),
+}
+
+#[derive(Args)]
+struct ServiceArgs {
+    /// Print the files and commands instead of writing and running them
+    #[arg(long)]
+    dry_run: bool,
+    /// Service manager [default: launchd on macOS, systemd elsewhere]
+    #[arg(long, value_enum)]
+    manager: Option<supervisor::install::Manager>,
 }
 
 #[derive(Args)]
@@ -65,7 +90,7 @@ struct RunArgs {
     #[arg(long, value_name = "MS", default_value_t = 30_000)]
     ready_timeout_ms: u64,
     /// How long a stopping worker gets before SIGKILL
-    #[arg(long, value_name = "MS", default_value_t = 10_000)]
+    #[arg(long, value_name = "MS", default_value_t = supervisor::DEFAULT_STOP_TIMEOUT_MS)]
     stop_timeout_ms: u64,
     /// How often the worker is asked to write sessions.json (SIGUSR1)
     #[arg(long, value_name = "MS", default_value_t = 60_000)]
@@ -73,6 +98,21 @@ struct RunArgs {
     /// Longest wait between restarts of a failing worker
     #[arg(long, value_name = "MS", default_value_t = 15_000)]
     backoff_max_ms: u64,
+    /// How long a swapped-in worker must stay up before it counts as good
+    #[arg(long, value_name = "MS", default_value_t = 10_000)]
+    probation_ms: u64,
+    /// Where updates are built [default: <data dir>/staging]
+    #[arg(long, value_name = "DIR", env = "SECOND_BRAIN_STAGING_DIR")]
+    staging_dir: Option<PathBuf>,
+    /// Cargo profile of update builds
+    #[arg(long, value_name = "NAME", default_value = "release")]
+    build_profile: String,
+    /// Longest update build before it is killed
+    #[arg(long, value_name = "MS", default_value_t = 1_800_000)]
+    build_timeout_ms: u64,
+    /// Longest git command before it is killed
+    #[arg(long, value_name = "MS", default_value_t = 120_000)]
+    git_timeout_ms: u64,
 }
 
 fn main() -> ExitCode {
@@ -87,7 +127,12 @@ fn main() -> ExitCode {
         Command::Run(args) => run(data_dir, args),
         Command::Status { json } => status(&data_dir, json),
         Command::Restart => restart(&data_dir),
-        Command::Update => update(&data_dir),
+        Command::Update { retry } => update(&data_dir, retry),
+        Command::Install {
+            service: args,
+            worker_bin,
+        } => service(&data_dir, args, worker_bin, supervisor::install::install),
+        Command::Uninstall(args) => service(&data_dir, args, None, supervisor::install::uninstall),
     };
     ExitCode::from(status as u8)
 }
@@ -114,10 +159,24 @@ fn resolve(data_dir: DataDir, args: RunArgs) -> Result<RunConfig, ConfigError> {
         backoff_base: Duration::from_millis(100),
         backoff_max: Duration::from_millis(args.backoff_max_ms.max(100)),
         stable_after: Duration::from_secs(10),
+        probation: Duration::from_millis(args.probation_ms),
+        staging_dir: args.staging_dir,
+        build_profile: args.build_profile,
+        build_timeout: Duration::from_millis(args.build_timeout_ms),
+        git_timeout: Duration::from_millis(args.git_timeout_ms),
     })
 }
 
 fn run(data_dir: DataDir, args: RunArgs) -> i32 {
+    // A self-update re-executes this program with everything handed over.
+    let handover = match supervisor::actor::handover::from_env() {
+        Some(Ok(h)) => Some(h),
+        Some(Err(e)) => {
+            eprintln!("supervisor: {e}");
+            return exit::FAILURE;
+        }
+        None => None,
+    };
     let cfg = match resolve(data_dir, args) {
         Ok(c) => c,
         Err(e) => {
@@ -125,12 +184,32 @@ fn run(data_dir: DataDir, args: RunArgs) -> i32 {
             return exit::CONFIG;
         }
     };
-    let _lock = match supervisor::lock(&cfg.data_dir) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("supervisor: {e}");
-            return exit::FAILURE;
+    if handover.is_none() {
+        // After an update, the deployed release's supervisor is the one to run.
+        if let Some(e) = supervisor::binary::exec_deployed_supervisor(&cfg.data_dir) {
+            eprintln!(
+                "supervisor: cannot run the deployed supervisor ({e}); going on with this one"
+            );
         }
+    }
+    let (lock, lock_fd) = match &handover {
+        Some(h) => {
+            // SAFETY: the previous image handed the lock's fd over to us.
+            let fd =
+                unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(h.lock_fd) };
+            let _ = supervisor::actor::handover::set_cloexec(h.lock_fd, true);
+            (Lock::Inherited { _fd: fd }, h.lock_fd)
+        }
+        None => match supervisor::lock(&cfg.data_dir) {
+            Ok(l) => {
+                let fd = l.raw_fd();
+                (Lock::Fresh { _lock: l }, fd)
+            }
+            Err(e) => {
+                eprintln!("supervisor: {e}");
+                return exit::FAILURE;
+            }
+        },
     };
     let logs = match supervisor::logs::init(&cfg.log_dir, &cfg.log_filter) {
         Ok(l) => l,
@@ -142,7 +221,10 @@ fn run(data_dir: DataDir, args: RunArgs) -> i32 {
             return exit::FAILURE;
         }
     };
-    if cfg.worker_bin.is_none() && supervisor::binary::resolve(None, &cfg.data_dir).is_none() {
+    if handover.is_none()
+        && cfg.worker_bin.is_none()
+        && supervisor::binary::resolve(None, &cfg.data_dir).is_none()
+    {
         if let Err(e) = supervisor::binary::build_sibling_worker() {
             tracing::error!(error = %e, "no worker binary");
             eprintln!("supervisor: {e}");
@@ -159,13 +241,25 @@ fn run(data_dir: DataDir, args: RunArgs) -> i32 {
             return exit::FAILURE;
         }
     };
-    match runtime.block_on(supervisor::run(cfg, logs)) {
+    let start = match handover {
+        Some(h) => supervisor::Start::Resumed(Box::new(h)),
+        None => supervisor::Start::Fresh,
+    };
+    let result = runtime.block_on(supervisor::run(cfg, logs, lock_fd, start));
+    drop(lock);
+    match result {
         Ok(()) => exit::OK,
         Err(e) => {
             eprintln!("supervisor: {e}");
             exit::FAILURE
         }
     }
+}
+
+/// The data directory's supervisor lock, taken now or handed over.
+enum Lock {
+    Fresh { _lock: shared::lock::PidLock },
+    Inherited { _fd: std::os::fd::OwnedFd },
 }
 
 fn not_running(data_dir: &DataDir, e: &std::io::Error) -> i32 {
@@ -177,11 +271,7 @@ fn not_running(data_dir: &DataDir, e: &std::io::Error) -> i32 {
 }
 
 fn status(data_dir: &DataDir, json: bool) -> i32 {
-    let answer = match control::request(
-        &data_dir.supervisor_sock(),
-        "status",
-        Some(Duration::from_secs(5)),
-    ) {
+    let answer = match control::status(&data_dir.supervisor_sock()) {
         Ok(a) => a,
         Err(e) => return not_running(data_dir, &e),
     };
@@ -205,7 +295,11 @@ fn status(data_dir: &DataDir, json: bool) -> i32 {
 }
 
 fn restart(data_dir: &DataDir) -> i32 {
-    match control::request(&data_dir.supervisor_sock(), "restart", None) {
+    match control::request(
+        &data_dir.supervisor_sock(),
+        &serde_json::json!({"op": "restart"}),
+        None,
+    ) {
         Ok(a) if a["ok"] == true => {
             println!(
                 "worker restarted: pid {}, commit {}",
@@ -225,8 +319,9 @@ fn restart(data_dir: &DataDir) -> i32 {
     }
 }
 
-fn update(data_dir: &DataDir) -> i32 {
-    match control::request(&data_dir.supervisor_sock(), "update", None) {
+fn update(data_dir: &DataDir, retry: bool) -> i32 {
+    let request = serde_json::json!({"op": "update", "retry": retry});
+    match control::request(&data_dir.supervisor_sock(), &request, None) {
         Ok(a) if a["ok"] == true => {
             println!("{}", a["outcome"].as_str().unwrap_or("updated"));
             exit::OK
@@ -239,5 +334,28 @@ fn update(data_dir: &DataDir) -> i32 {
             exit::FAILURE
         }
         Err(e) => not_running(data_dir, &e),
+    }
+}
+
+fn service(
+    data_dir: &DataDir,
+    args: ServiceArgs,
+    worker_bin: Option<PathBuf>,
+    action: fn(
+        &DataDir,
+        &supervisor::install::Options,
+    ) -> Result<(), supervisor::install::InstallError>,
+) -> i32 {
+    let opts = supervisor::install::Options {
+        manager: args.manager,
+        dry_run: args.dry_run,
+        worker_bin,
+    };
+    match action(data_dir, &opts) {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            eprintln!("supervisor: {e}");
+            e.exit_code()
+        }
     }
 }

@@ -9,6 +9,9 @@ pub struct Status {
     pub sessions: Option<SessionsStatus>,
     pub update: UpdateStatus,
     pub paths: PathsStatus,
+    /// Addition: the per-user service (null from a supervisor too old to say).
+    #[serde(default)]
+    pub service: Option<ServiceStatus>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -52,12 +55,31 @@ pub struct UpdateStatus {
     pub state: String,
     pub last_error: Option<String>,
     pub held_commits: Vec<String>,
+    /// Additions: the commit being built or swapped in and since when, and
+    /// why the watched checkout was not fast-forwarded.
+    pub target_commit: Option<String>,
+    pub step_started_at: Option<String>,
+    pub checkout: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PathsStatus {
     pub data_dir: String,
     pub log_dir: String,
+}
+
+/// The per-user service as the running supervisor sees it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServiceStatus {
+    /// `launchd` or `systemd`: the one whose file is present, else this
+    /// platform's.
+    pub manager: String,
+    /// Whether the plist or unit file is present.
+    pub installed: bool,
+    pub unit_path: Option<String>,
+    /// Where `git` and `cargo` resolve with this process's PATH, or null.
+    pub git: Option<String>,
+    pub cargo: Option<String>,
 }
 
 /// `3h 02m`, `5m 10s`, `42s`.
@@ -153,6 +175,24 @@ impl Status {
                 short(&u.deployed_commit)
             ),
         );
+        if let Some(target) = &u.target_commit {
+            let since = age_of(&u.step_started_at)
+                .map(|a| format!(" for {a}"))
+                .unwrap_or_default();
+            line(
+                "now",
+                format!("{} {}{since}", u.state, short(&Some(target.clone()))),
+            );
+        }
+        if let Some(poll) = &u.last_poll {
+            let when = age_of(&u.last_poll_at)
+                .map(|a| format!(" ({a} ago)"))
+                .unwrap_or_default();
+            line("last poll", format!("{poll}{when}"));
+        }
+        if let Some(why) = &u.checkout {
+            line("checkout", why.clone());
+        }
         if let Some(e) = &u.last_error {
             line("last error", e.clone());
         }
@@ -163,6 +203,23 @@ impl Status {
         line("logs", self.paths.log_dir.clone());
         if let Some(b) = &w.binary {
             line("binary", b.clone());
+        }
+        if let Some(sv) = &self.service {
+            let path = sv.unit_path.as_deref().unwrap_or("no home directory");
+            let installed = if sv.installed {
+                format!("installed ({path})")
+            } else {
+                format!("not installed (no {path}; see `supervisor install`)")
+            };
+            line("service", format!("{} {installed}", sv.manager));
+            let tool = |name: &str, at: &Option<String>| match at {
+                Some(p) => format!("{name} {p}"),
+                None => format!("{name} NOT FOUND"),
+            };
+            line(
+                "tools",
+                format!("{}, {}", tool("git", &sv.git), tool("cargo", &sv.cargo)),
+            );
         }
         out
     }

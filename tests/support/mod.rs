@@ -17,6 +17,8 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::{json, Value};
 
+pub mod supervisor;
+
 /// Generous: the machine running the tests may be slow and busy.
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -373,6 +375,19 @@ pub fn worker_bin() -> PathBuf {
         .and_then(Path::parent)
         .expect("tests run from target/<profile>/deps")
         .join("worker");
+    static BUILD: std::sync::Once = std::sync::Once::new();
+    BUILD.call_once(|| {
+        if !bin.exists() {
+            // `cargo test -p supervisor` alone does not build the worker.
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let status = Command::new(cargo)
+                .args(["build", "-p", "worker", "--bin", "worker"])
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .status()
+                .expect("run cargo build -p worker");
+            assert!(status.success(), "cargo build -p worker failed");
+        }
+    });
     assert!(
         bin.exists(),
         "{} is missing: build it with `cargo build -p worker`",

@@ -65,7 +65,7 @@ fn main() -> ExitCode {
     let inherited = match Inherited::from_env() {
         Ok(i) => i,
         Err(e) => {
-            eprintln!("worker: {e}");
+            say(&format!("worker: {e}"));
             return code(exit::CONFIG);
         }
     };
@@ -86,7 +86,7 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("worker: cannot start the async runtime: {e}");
+            say(&format!("worker: cannot start the async runtime: {e}"));
             return code(exit::FAILURE);
         }
     };
@@ -94,17 +94,23 @@ fn main() -> ExitCode {
         Ok(()) => code(exit::OK),
         Err(e) => {
             tracing::error!("{e}");
-            eprintln!("worker: {e}");
+            say(&format!("worker: {e}"));
             code(e.exit_code())
         }
     }
 }
 
 fn fail_config(e: config::ConfigError) -> ExitCode {
-    eprintln!("worker: {e}");
+    say(&format!("worker: {e}"));
     code(config::EXIT_CONFIG)
 }
 
 fn code(c: i32) -> ExitCode {
     ExitCode::from(c as u8)
+}
+
+/// A line on stderr that never panics (stderr may be a closed pipe).
+fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
 }

@@ -1,14 +1,18 @@
 //! The worker actor: one task owns the worker's state and reacts to the
-//! child exiting, its readiness, signals, timers and control requests.
+//! worker ending, its readiness, signals, timers and control requests.
 //! Everything else sends it messages and awaits a reply.
 
-use std::os::fd::{AsFd, OwnedFd};
+mod deploy;
+pub mod handover;
+mod watch;
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
 use nix::sys::signal::{kill, Signal};
-use nix::sys::wait::{waitpid, WaitStatus};
+use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, oneshot};
@@ -18,13 +22,30 @@ use crate::backoff::Backoff;
 use crate::logs::{self, Sink};
 use crate::status::{PathsStatus, Status, SupervisorStatus, UpdateStatus, WorkerStatus};
 use crate::{binary, spawn, RunConfig};
+pub use deploy::DeployError;
+pub use watch::describe_exit;
 
-/// What a control client asks the actor.
+/// What a control client or the updater asks the actor.
 pub enum Control {
-    /// The current state (sessions filled in by the caller).
+    /// The current state (sessions and update filled in by the caller).
     Status(oneshot::Sender<Status>),
     /// Replace the worker; answered once the new one is ready.
     Restart(oneshot::Sender<Result<RestartDone, String>>),
+    /// Swap the worker onto `binary`; answered after the probation window,
+    /// or with the reason it was rolled back.
+    Deploy {
+        commit: String,
+        binary: PathBuf,
+        reply: oneshot::Sender<Result<(), DeployError>>,
+    },
+    /// Replace the supervisor process itself (same pid) with `binary`,
+    /// keeping the worker. Answered only if that fails.
+    ReExec {
+        binary: PathBuf,
+        /// The updater's state, to show on after the exec.
+        view: crate::update::UpdateView,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
 }
 
 /// The worker that a restart brought up.
@@ -34,7 +55,7 @@ pub struct RestartDone {
     pub commit: Option<String>,
 }
 
-enum Event {
+pub(crate) enum Event {
     Exited {
         generation: u64,
         status: Result<WaitStatus, nix::Error>,
@@ -52,7 +73,7 @@ enum Then {
     Exit,
 }
 
-struct Running {
+pub(crate) struct Running {
     generation: u64,
     pid: u32,
     binary: PathBuf,
@@ -60,8 +81,15 @@ struct Running {
     ready_deadline: Option<Instant>,
     ready_at: Option<Instant>,
     commit: Option<String>,
+    /// A deploy being tried: its commit, until the probation ends.
+    candidate: Option<String>,
+    probation_until: Option<Instant>,
+    timed_out: bool,
     /// Our end of the parent pipe: dropping it tells the worker to stop.
-    _parent: OwnedFd,
+    parent: OwnedFd,
+    /// The worker's output pipes (read on threads), for a re-exec.
+    stdout_fd: RawFd,
+    stderr_fd: RawFd,
 }
 
 enum Phase {
@@ -97,9 +125,17 @@ impl Phase {
     }
 }
 
+/// The fds a re-exec hands over besides the worker's.
+#[derive(Debug, Clone, Copy)]
+pub struct HeldFds {
+    pub control: RawFd,
+    pub lock: RawFd,
+}
+
 pub struct Actor {
     cfg: Arc<RunConfig>,
     listener: OwnedFd,
+    held: HeldFds,
     phase: Phase,
     generation: u64,
     events_tx: mpsc::UnboundedSender<Event>,
@@ -108,58 +144,31 @@ pub struct Actor {
     spawned: u64,
     last_exit: Option<String>,
     waiters: Vec<oneshot::Sender<Result<RestartDone, String>>>,
+    /// A deploy waiting for the current worker to stop.
+    pending: Option<(String, PathBuf)>,
+    deploy_reply: Option<oneshot::Sender<Result<(), DeployError>>>,
+    /// A rolled-back deploy, answered when the previous worker is back.
+    rollback: Option<(oneshot::Sender<Result<(), DeployError>>, DeployError)>,
+    /// The binary of the last worker that served well; used for restarts.
+    good_bin: Option<PathBuf>,
     next_checkpoint: Option<Instant>,
     worker_log: Sink,
     started_at: String,
     started: Instant,
 }
 
-fn signal_name(sig: i32) -> String {
-    match Signal::try_from(sig) {
-        Ok(s) => format!("signal {sig} ({})", s.as_str()),
-        Err(_) => format!("signal {sig}"),
-    }
-}
-
-/// `exit code 3`, `signal 9 (SIGKILL)`.
-pub fn describe_exit(status: &Result<WaitStatus, nix::Error>) -> String {
-    match status {
-        Ok(WaitStatus::Exited(_, code)) => format!("exit code {code}"),
-        Ok(WaitStatus::Signaled(_, sig, _)) => signal_name(*sig as i32),
-        Ok(other) => format!("unknown ({other:?})"),
-        Err(e) => format!("unknown (wait failed: {e})"),
-    }
-}
-
-/// Waits for the worker `pid` on a thread and reports its end. Works for
-/// any child of this process, including one started before a re-exec.
-fn watch_exit(pid: u32, generation: u64, events: mpsc::UnboundedSender<Event>) {
-    let spawned = std::thread::Builder::new()
-        .name("worker-wait".into())
-        .spawn(move || {
-            let status = loop {
-                match waitpid(Pid::from_raw(pid as i32), None) {
-                    Err(nix::errno::Errno::EINTR) => continue,
-                    Ok(s @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => break Ok(s),
-                    // Stopped or continued: it has not ended.
-                    Ok(_) => continue,
-                    Err(e) => break Err(e),
-                }
-            };
-            let _ = events.send(Event::Exited { generation, status });
-        });
-    if let Err(e) = spawned {
-        error!(error = %e, "cannot start a thread to wait for the worker");
-    }
+fn signal_worker(run: &Running, sig: Signal) {
+    let _ = kill(Pid::from_raw(run.pid as i32), sig);
 }
 
 impl Actor {
-    pub fn new(cfg: Arc<RunConfig>, listener: OwnedFd, worker_log: Sink) -> Actor {
+    pub fn new(cfg: Arc<RunConfig>, listener: OwnedFd, held: HeldFds, worker_log: Sink) -> Actor {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let backoff = Backoff::new(cfg.backoff_base, cfg.backoff_max, cfg.stable_after);
         Actor {
             cfg,
             listener,
+            held,
             phase: Phase::Stopped,
             generation: 0,
             events_tx,
@@ -168,6 +177,10 @@ impl Actor {
             spawned: 0,
             last_exit: None,
             waiters: Vec::new(),
+            pending: None,
+            deploy_reply: None,
+            rollback: None,
+            good_bin: None,
             next_checkpoint: None,
             worker_log,
             started_at: shared::time::now_rfc3339(),
@@ -180,7 +193,11 @@ impl Actor {
         let mut sigterm = signal(SignalKind::terminate())?;
         let mut sigint = signal(SignalKind::interrupt())?;
         let mut sighup = signal(SignalKind::hangup())?;
-        self.start_worker();
+        // A re-exec blocks these signals across the exec; now they can come.
+        handover::unblock_signals();
+        if matches!(self.phase, Phase::Stopped) {
+            self.start_worker();
+        }
         while !matches!(self.phase, Phase::Stopped) {
             let deadline = self.next_deadline();
             tokio::select! {
@@ -192,22 +209,25 @@ impl Actor {
                 _ = sleep_until(deadline), if deadline.is_some() => self.on_deadline(),
             }
         }
-        for w in self.waiters.drain(..) {
-            let _ = w.send(Err("the supervisor stopped".into()));
-        }
+        self.fail_waiters("the supervisor stopped");
         Ok(())
     }
 
     fn next_deadline(&self) -> Option<Instant> {
         match &self.phase {
             Phase::Starting(r) => r.ready_deadline,
-            Phase::Ready(_) => self.next_checkpoint,
+            Phase::Ready(r) => match (r.probation_until, self.next_checkpoint) {
+                (Some(p), Some(c)) => Some(p.min(c)),
+                (p, c) => p.or(c),
+            },
             Phase::Backoff { until } => Some(*until),
             Phase::Stopping { kill_at, .. } => *kill_at,
             Phase::Stopped => None,
         }
     }
 
+    /// Starts a worker: the pending deploy's binary, else the last good
+    /// one, else whatever `binary::resolve` finds now.
     fn start_worker(&mut self) {
         if self.spawned > 0 {
             info!("starting a new worker");
@@ -215,12 +235,18 @@ impl Actor {
         self.spawned += 1;
         self.generation += 1;
         let generation = self.generation;
-        let bin = match binary::resolve(self.cfg.worker_bin.as_deref(), &self.cfg.data_dir) {
-            Some(b) => b,
-            None => {
-                self.failed_to_start("no worker binary found".into());
-                return;
-            }
+        let (candidate, bin) = match self.pending.take() {
+            Some((commit, bin)) => (Some(commit), Some(bin)),
+            None => (
+                None,
+                self.good_bin.clone().or_else(|| {
+                    binary::resolve(self.cfg.worker_bin.as_deref(), &self.cfg.data_dir)
+                }),
+            ),
+        };
+        let Some(bin) = bin else {
+            self.failed_to_start("no worker binary found".into());
+            return;
         };
         let spawned = match spawn::spawn_worker(
             &bin,
@@ -230,6 +256,10 @@ impl Actor {
         ) {
             Ok(s) => s,
             Err(e) => {
+                if candidate.is_some() {
+                    self.deploy_failed(DeployError::Failed(format!("cannot start it: {e}")));
+                    return self.start_worker();
+                }
                 self.failed_to_start(e.to_string());
                 return;
             }
@@ -241,11 +271,12 @@ impl Actor {
             ready,
             parent,
         } = spawned;
-        info!(pid, binary = %bin.display(), "worker started");
+        info!(pid, binary = %bin.display(), candidate = candidate.as_deref().unwrap_or(""), "worker started");
+        let (stdout_fd, stderr_fd) = (stdout.as_raw_fd(), stderr.as_raw_fd());
         logs::pump(stdout, self.worker_log.clone());
         logs::pump(stderr, self.worker_log.clone());
-        watch_exit(pid, generation, self.events_tx.clone());
-        watch_ready(ready, generation, self.events_tx.clone());
+        watch::watch_exit(pid, generation, self.events_tx.clone());
+        watch::watch_ready(ready, generation, self.events_tx.clone());
         self.phase = Phase::Starting(Running {
             generation,
             pid,
@@ -254,7 +285,12 @@ impl Actor {
             ready_deadline: Some(Instant::now() + self.cfg.ready_timeout),
             ready_at: None,
             commit: None,
-            _parent: parent,
+            candidate,
+            probation_until: None,
+            timed_out: false,
+            parent,
+            stdout_fd,
+            stderr_fd,
         });
     }
 
@@ -263,6 +299,7 @@ impl Actor {
         self.last_exit = Some(format!("could not start: {why}"));
         let delay = self.backoff.next_delay(None).max(self.cfg.backoff_base);
         self.fail_waiters(&format!("the new worker could not start: {why}"));
+        self.finish_rollback();
         self.phase = Phase::Backoff {
             until: Instant::now() + delay,
         };
@@ -276,72 +313,91 @@ impl Actor {
 
     fn on_event(&mut self, event: Event) {
         match event {
-            Event::Ready { generation, commit } => {
-                let phase = std::mem::replace(&mut self.phase, Phase::Stopped);
-                self.phase = match phase {
-                    Phase::Starting(mut run) if run.generation == generation => {
-                        run.ready_at = Some(Instant::now());
-                        run.ready_deadline = None;
-                        run.commit = commit;
-                        info!(
-                            pid = run.pid,
-                            commit = run.commit.as_deref().unwrap_or("unknown"),
-                            "worker ready"
-                        );
-                        let done = RestartDone {
-                            pid: run.pid,
-                            commit: run.commit.clone(),
-                        };
-                        for w in self.waiters.drain(..) {
-                            let _ = w.send(Ok(done.clone()));
-                        }
-                        self.next_checkpoint = Some(Instant::now() + self.cfg.checkpoint_interval);
-                        Phase::Ready(run)
-                    }
-                    other => other,
-                };
-            }
+            Event::Ready { generation, commit } => self.on_ready(generation, commit),
             Event::Exited { generation, status } => {
-                if self.phase.running().map(|r| r.generation) != Some(generation) {
-                    return;
-                }
-                let how = describe_exit(&status);
-                let phase = std::mem::replace(&mut self.phase, Phase::Stopped);
-                self.last_exit = Some(how.clone());
-                match phase {
-                    Phase::Stopping { run, then, .. } => {
-                        info!(pid = run.pid, how = %how, "worker stopped");
-                        match then {
-                            Then::Restart => self.start_worker(),
-                            Then::Exit => self.phase = Phase::Stopped,
-                        }
-                    }
-                    Phase::Starting(run) | Phase::Ready(run) => {
-                        let ready_for = run.ready_at.map(|t| t.elapsed());
-                        let delay = self.backoff.next_delay(ready_for);
-                        warn!(
-                            pid = run.pid,
-                            how = %how,
-                            was_ready = ready_for.is_some(),
-                            restart_in_ms = delay.as_millis() as u64,
-                            "worker died"
-                        );
-                        if ready_for.is_none() {
-                            self.fail_waiters(&format!(
-                                "the new worker ended before it was ready: {how}"
-                            ));
-                        }
-                        if delay.is_zero() {
-                            self.start_worker();
-                        } else {
-                            self.phase = Phase::Backoff {
-                                until: Instant::now() + delay,
-                            };
-                        }
-                    }
-                    other => self.phase = other,
+                if self.phase.running().map(|r| r.generation) == Some(generation) {
+                    self.on_exit(describe_exit(&status));
                 }
             }
+        }
+    }
+
+    fn on_ready(&mut self, generation: u64, commit: Option<String>) {
+        let phase = std::mem::replace(&mut self.phase, Phase::Stopped);
+        self.phase = match phase {
+            Phase::Starting(mut run) if run.generation == generation => {
+                let now = Instant::now();
+                run.ready_at = Some(now);
+                run.ready_deadline = None;
+                run.commit = commit;
+                if run.candidate.is_some() {
+                    run.probation_until = Some(now + self.cfg.probation);
+                } else {
+                    self.good_bin = Some(run.binary.clone());
+                    self.finish_rollback();
+                }
+                info!(
+                    pid = run.pid,
+                    commit = run.commit.as_deref().unwrap_or("unknown"),
+                    probation = run.candidate.is_some(),
+                    "worker ready"
+                );
+                let done = RestartDone {
+                    pid: run.pid,
+                    commit: run.commit.clone(),
+                };
+                for w in self.waiters.drain(..) {
+                    let _ = w.send(Ok(done.clone()));
+                }
+                self.next_checkpoint = Some(now + self.cfg.checkpoint_interval);
+                Phase::Ready(run)
+            }
+            other => other,
+        };
+    }
+
+    fn on_exit(&mut self, how: String) {
+        let phase = std::mem::replace(&mut self.phase, Phase::Stopped);
+        self.last_exit = Some(how.clone());
+        match phase {
+            Phase::Stopping { run, then, .. } => {
+                info!(pid = run.pid, how = %how, "worker stopped");
+                if run.candidate.is_some() {
+                    self.deploy_failed(DeployError::Interrupted(
+                        "the swap was interrupted by a restart or a stop".into(),
+                    ));
+                }
+                match then {
+                    Then::Restart => self.start_worker(),
+                    Then::Exit => self.phase = Phase::Stopped,
+                }
+            }
+            Phase::Starting(run) | Phase::Ready(run) if run.candidate.is_some() => {
+                self.roll_back(run, &how);
+            }
+            Phase::Starting(run) | Phase::Ready(run) => {
+                let ready_for = run.ready_at.map(|t| t.elapsed());
+                let delay = self.backoff.next_delay(ready_for);
+                warn!(
+                    pid = run.pid,
+                    how = %how,
+                    was_ready = ready_for.is_some(),
+                    restart_in_ms = delay.as_millis() as u64,
+                    "worker died"
+                );
+                if ready_for.is_none() {
+                    self.fail_waiters(&format!("the new worker ended before it was ready: {how}"));
+                    self.finish_rollback();
+                }
+                if delay.is_zero() {
+                    self.start_worker();
+                } else {
+                    self.phase = Phase::Backoff {
+                        until: Instant::now() + delay,
+                    };
+                }
+            }
+            other => self.phase = other,
         }
     }
 
@@ -355,17 +411,22 @@ impl Actor {
                     "worker not ready in time; killing it"
                 );
                 run.ready_deadline = None;
-                let _ = kill(Pid::from_raw(run.pid as i32), Signal::SIGKILL);
+                run.timed_out = true;
+                signal_worker(run, Signal::SIGKILL);
             }
             Phase::Ready(run) => {
-                let _ = kill(Pid::from_raw(run.pid as i32), Signal::SIGUSR1);
-                self.next_checkpoint = Some(now + self.cfg.checkpoint_interval);
+                if run.probation_until.is_some_and(|p| p <= now) {
+                    self.accept_candidate();
+                } else if self.next_checkpoint.is_some_and(|c| c <= now) {
+                    signal_worker(run, Signal::SIGUSR1);
+                    self.next_checkpoint = Some(now + self.cfg.checkpoint_interval);
+                }
             }
             Phase::Backoff { .. } => self.start_worker(),
             Phase::Stopping { run, kill_at, .. } => {
                 warn!(pid = run.pid, "worker did not stop in time; killing it");
                 *kill_at = None;
-                let _ = kill(Pid::from_raw(run.pid as i32), Signal::SIGKILL);
+                signal_worker(run, Signal::SIGKILL);
             }
             Phase::Stopped => {}
         }
@@ -374,7 +435,7 @@ impl Actor {
     /// Asks the worker to stop gracefully; `then` says what follows.
     fn begin_stop(&mut self, run: Running, then: Then) {
         info!(pid = run.pid, "asking the worker to stop");
-        let _ = kill(Pid::from_raw(run.pid as i32), Signal::SIGTERM);
+        signal_worker(&run, Signal::SIGTERM);
         self.phase = Phase::Stopping {
             run,
             kill_at: Some(Instant::now() + self.cfg.stop_timeout),
@@ -385,6 +446,11 @@ impl Actor {
     fn stop(&mut self, why: &str) {
         info!(signal = why, "stopping the service");
         self.fail_waiters("the supervisor is stopping");
+        if self.pending.take().is_some() {
+            self.deploy_failed(DeployError::Interrupted(
+                "the supervisor is stopping".into(),
+            ));
+        }
         let phase = std::mem::replace(&mut self.phase, Phase::Stopped);
         match phase {
             Phase::Starting(run) | Phase::Ready(run) => self.begin_stop(run, Then::Exit),
@@ -399,32 +465,40 @@ impl Actor {
         }
     }
 
+    fn stopping_for_good(&self) -> bool {
+        matches!(
+            self.phase,
+            Phase::Stopped
+                | Phase::Stopping {
+                    then: Then::Exit,
+                    ..
+                }
+        )
+    }
+
     fn restart(&mut self, waiter: Option<oneshot::Sender<Result<RestartDone, String>>>) {
         if let Some(w) = waiter {
-            if matches!(
-                self.phase,
-                Phase::Stopped
-                    | Phase::Stopping {
-                        then: Then::Exit,
-                        ..
-                    }
-            ) {
+            if self.stopping_for_good() {
                 let _ = w.send(Err("the supervisor is stopping".into()));
                 return;
             }
             self.waiters.push(w);
         }
+        self.replace_worker("graceful worker restart");
+    }
+
+    /// Stops the current worker (or skips a backoff) so a new one starts.
+    fn replace_worker(&mut self, why: &str) {
         let phase = std::mem::replace(&mut self.phase, Phase::Stopped);
         match phase {
-            Phase::Ready(run) => {
-                info!("graceful worker restart");
+            Phase::Ready(run) | Phase::Starting(run) => {
+                info!("{why}");
                 self.begin_stop(run, Then::Restart);
             }
             Phase::Backoff { .. } => {
-                info!("restart requested during backoff: starting now");
+                info!("{why}: starting now");
                 self.start_worker();
             }
-            // Starting: the worker coming up is already a fresh one.
             other => self.phase = other,
         }
     }
@@ -435,6 +509,19 @@ impl Actor {
                 let _ = reply.send(self.status());
             }
             Control::Restart(reply) => self.restart(Some(reply)),
+            Control::Deploy {
+                commit,
+                binary,
+                reply,
+            } => self.deploy(commit, binary, reply),
+            Control::ReExec {
+                binary,
+                view,
+                reply,
+            } => {
+                let result = self.re_exec(&binary, view);
+                let _ = reply.send(result);
+            }
         }
     }
 
@@ -476,60 +563,23 @@ impl Actor {
                 state: "idle".into(),
                 last_error: None,
                 held_commits: Vec::new(),
+                target_commit: None,
+                step_started_at: None,
+                checkout: None,
             },
             paths: PathsStatus {
                 data_dir: cfg.data_dir.root().display().to_string(),
                 log_dir: cfg.log_dir.display().to_string(),
             },
+            service: Some(crate::install::service_status()),
         }
     }
 }
 
-async fn sleep_until(deadline: Option<Instant>) {
+/// Sleeps until `deadline`, or forever without one.
+pub async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d.into()).await,
         None => std::future::pending().await,
     }
-}
-
-/// Reads `ready <pid> <commit>` from the readiness pipe on a thread and
-/// reports it; nothing is reported if the pipe closes first.
-fn watch_ready(fd: OwnedFd, generation: u64, events: mpsc::UnboundedSender<Event>) {
-    let spawned = std::thread::Builder::new()
-        .name("worker-ready".into())
-        .spawn(move || {
-            use std::io::Read;
-            let mut pipe = std::fs::File::from(fd);
-            let mut buf = Vec::with_capacity(128);
-            let mut chunk = [0u8; 128];
-            while !buf.contains(&b'\n') && buf.len() < 1024 {
-                match pipe.read(&mut chunk) {
-                    Ok(0) => return,
-                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(_) => return,
-                }
-            }
-            if let Some(commit) = parse_ready(&buf) {
-                let _ = events.send(Event::Ready { generation, commit });
-            }
-        });
-    if let Err(e) = spawned {
-        error!(error = %e, "cannot start a thread to wait for the worker's readiness");
-    }
-}
-
-/// `ready <pid> <commit>`: `Some(commit)` (None if unknown) when well formed.
-fn parse_ready(line: &[u8]) -> Option<Option<String>> {
-    let line = String::from_utf8_lossy(line);
-    let mut words = line.split_whitespace();
-    if words.next() != Some("ready") {
-        return None;
-    }
-    let _pid = words.next();
-    let commit = words
-        .next()
-        .filter(|c| c.len() == 40 && c.bytes().all(|b| b.is_ascii_hexdigit()))
-        .map(String::from);
-    Some(commit)
 }

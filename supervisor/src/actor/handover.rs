@@ -1,0 +1,243 @@
+//! Replacing the supervisor process in place (self-update): same pid, so
+//! launchd sees no exit; the listening socket, the control socket, the
+//! lock, the worker's pipes and the actor's state are handed to the new
+//! program image through `execve`. The worker keeps running throughout.
+
+use std::ffi::CString;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use serde::{Deserialize, Serialize};
+use tracing::{error, info};
+
+use super::{Actor, Phase, Running};
+
+/// The environment variable carrying the [`Handover`] as JSON.
+pub const HANDOVER_ENV: &str = "SECOND_BRAIN_HANDOVER";
+
+/// What the old image tells the new one.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Handover {
+    pub listener_fd: RawFd,
+    pub control_fd: RawFd,
+    pub lock_fd: RawFd,
+    pub started_at: String,
+    pub started_unix_ms: u64,
+    pub spawned: u64,
+    pub generation: u64,
+    pub last_exit: Option<String>,
+    pub good_bin: Option<PathBuf>,
+    pub worker: HandedWorker,
+    /// The updater's last poll, errors and deployed commit.
+    pub update: Option<crate::update::UpdateView>,
+}
+
+/// The worker, which keeps running across the exec.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct HandedWorker {
+    pub pid: u32,
+    pub binary: PathBuf,
+    pub started_at: String,
+    pub commit: Option<String>,
+    pub parent_fd: RawFd,
+    pub stdout_fd: RawFd,
+    pub stderr_fd: RawFd,
+}
+
+impl Handover {
+    fn fds(&self) -> [RawFd; 6] {
+        [
+            self.listener_fd,
+            self.control_fd,
+            self.lock_fd,
+            self.worker.parent_fd,
+            self.worker.stdout_fd,
+            self.worker.stderr_fd,
+        ]
+    }
+}
+
+/// Sets or clears FD_CLOEXEC.
+pub fn set_cloexec(fd: RawFd, on: bool) -> nix::Result<()> {
+    let flags = if on {
+        FdFlag::FD_CLOEXEC
+    } else {
+        FdFlag::empty()
+    };
+    fcntl(fd, FcntlArg::F_SETFD(flags)).map(|_| ())
+}
+
+const HANDED_SIGNALS: [Signal; 3] = [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP];
+
+fn signal_set() -> SigSet {
+    let mut set = SigSet::empty();
+    for s in HANDED_SIGNALS {
+        set.add(s);
+    }
+    set
+}
+
+/// Lets stop and restart signals through again (after a re-exec they were
+/// blocked so that none is lost while the new image sets up its handlers).
+pub fn unblock_signals() {
+    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&signal_set()), None);
+}
+
+/// Takes the handover from the environment, if this process is a re-exec.
+/// Call before any thread starts: it edits the environment.
+pub fn from_env() -> Option<Result<Handover, String>> {
+    let raw = std::env::var_os(HANDOVER_ENV)?;
+    std::env::remove_var(HANDOVER_ENV);
+    Some(
+        serde_json::from_slice(raw.as_bytes())
+            .map_err(|e| format!("{HANDOVER_ENV} is not a valid handover: {e}")),
+    )
+}
+
+fn cstring(bytes: &[u8]) -> Result<CString, String> {
+    CString::new(bytes).map_err(|_| "an argument contains a NUL byte".to_string())
+}
+
+impl Actor {
+    /// Replaces this process with `binary` (same pid, same arguments),
+    /// handing everything over. Returns only if that was not possible.
+    pub(super) fn re_exec(
+        &mut self,
+        binary: &Path,
+        view: crate::update::UpdateView,
+    ) -> Result<(), String> {
+        let Phase::Ready(run) = &self.phase else {
+            return Err(format!(
+                "the worker is {}, not ready; not now",
+                self.phase.name()
+            ));
+        };
+        if run.candidate.is_some() || self.pending.is_some() {
+            return Err("a swap is in progress; not now".into());
+        }
+        let state = Handover {
+            listener_fd: std::os::fd::AsRawFd::as_raw_fd(&self.listener),
+            control_fd: self.held.control,
+            lock_fd: self.held.lock,
+            started_at: self.started_at.clone(),
+            started_unix_ms: SystemTime::now()
+                .checked_sub(self.started.elapsed())
+                .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
+            spawned: self.spawned,
+            generation: self.generation,
+            last_exit: self.last_exit.clone(),
+            good_bin: self.good_bin.clone(),
+            worker: HandedWorker {
+                pid: run.pid,
+                binary: run.binary.clone(),
+                started_at: run.started_at.clone(),
+                commit: run.commit.clone(),
+                parent_fd: std::os::fd::AsRawFd::as_raw_fd(&run.parent),
+                stdout_fd: run.stdout_fd,
+                stderr_fd: run.stderr_fd,
+            },
+            update: Some(view),
+        };
+        let json = serde_json::to_string(&state).map_err(|e| e.to_string())?;
+        let path = cstring(binary.as_os_str().as_bytes())?;
+        let mut args = vec![path.clone()];
+        for a in std::env::args_os().skip(1) {
+            args.push(cstring(a.as_bytes())?);
+        }
+        let mut env = Vec::new();
+        for (k, v) in std::env::vars_os() {
+            if k.as_bytes() != HANDOVER_ENV.as_bytes() {
+                let mut kv = k.as_bytes().to_vec();
+                kv.push(b'=');
+                kv.extend_from_slice(v.as_bytes());
+                env.push(cstring(&kv)?);
+            }
+        }
+        env.push(cstring(format!("{HANDOVER_ENV}={json}").as_bytes())?);
+
+        info!(binary = %binary.display(), worker = run.pid, "replacing the supervisor in place");
+        for fd in state.fds() {
+            set_cloexec(fd, false).map_err(|e| format!("cannot hand over fd {fd}: {e}"))?;
+        }
+        let mask = signal_set();
+        let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None);
+        let err =
+            nix::unistd::execve(&path, &args, &env).expect_err("execve returns only on failure");
+        // Still here: undo and go on as before.
+        unblock_signals();
+        for fd in state.fds() {
+            let _ = set_cloexec(fd, true);
+        }
+        error!(error = %err, binary = %binary.display(), "cannot re-execute the supervisor");
+        Err(format!("exec of {} failed: {err}", binary.display()))
+    }
+
+    /// Rebuilds the actor in a re-executed supervisor around the worker
+    /// that kept running. Takes ownership of the handed fds.
+    pub fn resume(
+        cfg: std::sync::Arc<crate::RunConfig>,
+        state: Handover,
+        worker_log: crate::logs::Sink,
+    ) -> Actor {
+        // SAFETY: the previous image handed these fds to us and nothing
+        // else in this process owns them.
+        let listener = unsafe { OwnedFd::from_raw_fd(state.listener_fd) };
+        let parent = unsafe { OwnedFd::from_raw_fd(state.worker.parent_fd) };
+        let stdout = unsafe { OwnedFd::from_raw_fd(state.worker.stdout_fd) };
+        let stderr = unsafe { OwnedFd::from_raw_fd(state.worker.stderr_fd) };
+        for fd in [&listener, &parent, &stdout, &stderr] {
+            let raw = std::os::fd::AsRawFd::as_raw_fd(fd);
+            let _ = set_cloexec(raw, true);
+        }
+        let held = super::HeldFds {
+            control: state.control_fd,
+            lock: state.lock_fd,
+        };
+        let mut actor = Actor::new(cfg, listener, held, worker_log);
+        let uptime = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|now| now.saturating_sub(Duration::from_millis(state.started_unix_ms)))
+            .unwrap_or_default();
+        actor.started = Instant::now()
+            .checked_sub(uptime)
+            .unwrap_or_else(Instant::now);
+        actor.started_at = state.started_at;
+        actor.spawned = state.spawned;
+        actor.generation = state.generation;
+        actor.last_exit = state.last_exit;
+        actor.good_bin = state.good_bin;
+        let w = state.worker;
+        let (stdout_fd, stderr_fd) = (w.stdout_fd, w.stderr_fd);
+        crate::logs::pump(stdout, actor.worker_log.clone());
+        crate::logs::pump(stderr, actor.worker_log.clone());
+        super::watch::watch_exit(w.pid, actor.generation, actor.events_tx.clone());
+        let now = Instant::now();
+        actor.next_checkpoint = Some(now + actor.cfg.checkpoint_interval);
+        info!(
+            worker = w.pid,
+            "supervisor re-executed; the worker kept serving"
+        );
+        actor.phase = Phase::Ready(Running {
+            generation: actor.generation,
+            pid: w.pid,
+            binary: w.binary,
+            started_at: w.started_at,
+            ready_deadline: None,
+            ready_at: Some(now),
+            commit: w.commit,
+            candidate: None,
+            probation_until: None,
+            timed_out: false,
+            parent,
+            stdout_fd,
+            stderr_fd,
+        });
+        actor
+    }
+}

@@ -1,0 +1,73 @@
+//! The environment the service runs with: a PATH that finds `git` and
+//! `cargo` (launchd's own has neither `~/.cargo/bin` nor Homebrew), the
+//! data directory, and the §2 settings that are set where install runs.
+
+use std::path::{Path, PathBuf};
+
+use shared::config;
+
+use super::InstallError;
+use crate::binary;
+
+/// A PATH for the service that finds `git` and `cargo` as they resolve
+/// now, plus `~/.cargo/bin` and the system directories.
+pub fn service_path(home: &Path) -> String {
+    let mut dirs: Vec<PathBuf> = ["git", "cargo"]
+        .iter()
+        .filter_map(|tool| binary::find_tool(tool))
+        .filter_map(|p| p.parent().map(Path::to_path_buf))
+        .collect();
+    dirs.push(home.join(".cargo/bin"));
+    dirs.extend(["/usr/bin", "/bin", "/usr/sbin", "/sbin"].map(PathBuf::from));
+    let mut seen = Vec::new();
+    for d in dirs {
+        let d = d.to_string_lossy().into_owned();
+        if !seen.contains(&d) {
+            seen.push(d);
+        }
+    }
+    seen.join(":")
+}
+
+pub(super) fn text(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
+/// The service's environment: PATH, the data directory, and each §2
+/// setting that is set where install runs, checked as `supervisor run`
+/// would check it and written resolved (absolute paths, parsed numbers).
+pub fn service_env(data_dir: &Path, home: &Path) -> Result<Vec<(String, String)>, InstallError> {
+    let set = |name: &str| std::env::var_os(name).is_some();
+    let mut env = vec![
+        ("PATH".to_string(), service_path(home)),
+        (config::DATA_DIR_ENV.to_string(), text(data_dir)),
+    ];
+    let mut add = |name: &str, value: String| env.push((name.to_string(), value));
+    if set(config::LOG_DIR_ENV) {
+        add(config::LOG_DIR_ENV, text(&config::log_dir(None)?));
+    }
+    if set(config::LOG_RETENTION_ENV) {
+        add(
+            config::LOG_RETENTION_ENV,
+            config::log_retention_days(None)?.to_string(),
+        );
+    }
+    if set(config::POLL_INTERVAL_ENV) {
+        add(
+            config::POLL_INTERVAL_ENV,
+            config::poll_interval_ms(None)?.to_string(),
+        );
+    }
+    if set(config::REPO_ENV) {
+        if let Some(repo) = config::repo(None, None)? {
+            add(config::REPO_ENV, text(&repo));
+        }
+    }
+    if set(config::BRANCH_ENV) {
+        add(config::BRANCH_ENV, config::branch(None)?);
+    }
+    if set(config::LOG_FILTER_ENV) {
+        add(config::LOG_FILTER_ENV, config::log_filter()?);
+    }
+    Ok(env)
+}

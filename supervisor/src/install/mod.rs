@@ -1,0 +1,312 @@
+//! `supervisor install` and `supervisor uninstall`: the per-user service
+//! (a launchd agent on macOS, a systemd user unit elsewhere) that keeps
+//! `supervisor run` going across logins and crashes.
+//!
+//! Install copies both binaries to `<data dir>/bin/` (where `cargo clean`
+//! cannot reach them), writes the service file from the template in
+//! `launchd/`, then asks the service manager to (re)load it. Everything is
+//! idempotent: a second install replaces the files and restarts the
+//! service with the new binaries.
+
+pub mod environment;
+pub mod files;
+pub mod launchd;
+pub mod runner;
+pub mod systemd;
+pub mod templates;
+
+use std::path::{Path, PathBuf};
+
+use shared::config::{self, ConfigError};
+use shared::paths::DataDir;
+
+use crate::binary;
+use crate::status::ServiceStatus;
+use environment::text;
+pub use environment::{service_env, service_path};
+use runner::Runner;
+
+/// How long the service manager waits after SIGTERM before SIGKILL: well
+/// above the supervisor's own budget for stopping its worker.
+pub const EXIT_TIMEOUT_SECS: u64 = 3 * crate::DEFAULT_STOP_TIMEOUT_MS / 1000;
+
+/// The service managers install knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Manager {
+    /// A launchd agent in `~/Library/LaunchAgents` (macOS).
+    Launchd,
+    /// A systemd user unit in `~/.config/systemd/user` (Linux).
+    Systemd,
+}
+
+impl Manager {
+    /// launchd on macOS, systemd everywhere else.
+    pub fn for_this_platform() -> Manager {
+        #[cfg(target_os = "macos")]
+        let manager = Manager::Launchd;
+        #[cfg(not(target_os = "macos"))]
+        let manager = Manager::Systemd;
+        manager
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Manager::Launchd => "launchd",
+            Manager::Systemd => "systemd",
+        }
+    }
+
+    /// Where this manager's service file lives under `home`.
+    pub fn unit_path(self, home: &Path) -> PathBuf {
+        match self {
+            Manager::Launchd => launchd::plist_path(home),
+            Manager::Systemd => systemd::unit_path(home),
+        }
+    }
+}
+
+/// Why install or uninstall did not finish.
+#[derive(Debug)]
+pub enum InstallError {
+    /// A setting in the environment is invalid (exit status 2).
+    Config(ConfigError),
+    /// A file could not be read or written.
+    Failed(String),
+    /// The service manager is missing or refused; the files written so
+    /// far are complete and valid.
+    Unreachable(String),
+}
+
+impl std::fmt::Display for InstallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InstallError::Config(e) => write!(f, "{e}"),
+            InstallError::Failed(m) | InstallError::Unreachable(m) => f.write_str(m),
+        }
+    }
+}
+
+impl From<ConfigError> for InstallError {
+    fn from(e: ConfigError) -> Self {
+        InstallError::Config(e)
+    }
+}
+
+impl InstallError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            InstallError::Config(_) => crate::exit::CONFIG,
+            _ => crate::exit::FAILURE,
+        }
+    }
+}
+
+/// What `install` and `uninstall` are asked to do.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// `None`: the platform's own manager.
+    pub manager: Option<Manager>,
+    pub dry_run: bool,
+    /// The worker to copy instead of the one `binary::resolve` finds.
+    pub worker_bin: Option<PathBuf>,
+}
+
+/// Everything the service file says, resolved at install time.
+#[derive(Debug, Clone)]
+pub struct Service {
+    /// `<data dir>/bin/supervisor`, what the manager starts with `run`.
+    pub supervisor: PathBuf,
+    pub data_dir: PathBuf,
+    pub log_dir: PathBuf,
+    /// `PATH` first, then the §2 settings, in a fixed order.
+    pub env: Vec<(String, String)>,
+}
+
+/// The user's home directory: `$HOME` (what launchd and systemd give the
+/// service too).
+pub fn home() -> Result<PathBuf, InstallError> {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .filter(|h| h.is_absolute())
+        .ok_or_else(|| InstallError::Failed("HOME is not set to an absolute path; set it".into()))
+}
+
+/// Where the copied binaries live.
+pub fn bin_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("bin")
+}
+
+/// The worker install copies: `--worker-bin`, else the one `supervisor
+/// run` would start now, else one built from the source checkout.
+fn worker_source(opts: &Options, dir: &DataDir) -> Result<PathBuf, InstallError> {
+    if let Some(p) = &opts.worker_bin {
+        return if p.is_file() {
+            Ok(p.clone())
+        } else {
+            Err(InstallError::Failed(format!(
+                "the worker binary {} does not exist",
+                p.display()
+            )))
+        };
+    }
+    if let Some(p) = binary::resolve(None, dir) {
+        return Ok(p);
+    }
+    if opts.dry_run {
+        println!("# build: no worker binary found; `cargo build -p worker` would build one");
+        let exe = std::env::current_exe().map_err(|e| InstallError::Failed(e.to_string()))?;
+        return Ok(exe.with_file_name("worker"));
+    }
+    binary::build_sibling_worker().map_err(InstallError::Failed)
+}
+
+/// `supervisor install`.
+pub fn install(data_dir: &DataDir, opts: &Options) -> Result<(), InstallError> {
+    let manager = opts.manager.unwrap_or_else(Manager::for_this_platform);
+    let dry = opts.dry_run;
+    let home = home()?;
+    let env = service_env(data_dir.root(), &home)?;
+    let log_dir = config::log_dir(None)?;
+    let me = std::env::current_exe()
+        .map_err(|e| InstallError::Failed(format!("cannot find my own executable: {e}")))?;
+    let worker = worker_source(opts, data_dir)?;
+    let bin = bin_dir(data_dir.root());
+    let service = Service {
+        supervisor: bin.join("supervisor"),
+        data_dir: data_dir.root().to_path_buf(),
+        log_dir: log_dir.clone(),
+        env,
+    };
+    let (unit_path, contents) = match manager {
+        Manager::Launchd => (launchd::plist_path(&home), launchd::render(&service)?),
+        Manager::Systemd => (systemd::unit_path(&home), systemd::render(&service)?),
+    };
+    for tool in ["git", "cargo"] {
+        if binary::find_tool(tool).is_none() {
+            eprintln!(
+                "warning: `{tool}` is not installed or not on PATH; updates from git need it \
+                 (install it, then run `supervisor install` again)"
+            );
+        }
+    }
+    if !dry {
+        let private = |d: &Path| {
+            shared::paths::ensure_private_dir(d).map_err(|e| InstallError::Failed(e.to_string()))
+        };
+        private(data_dir.root())?;
+        private(&bin)?;
+        private(&log_dir)?;
+    }
+    // The worker first: the supervisor looks for it beside itself.
+    files::copy_binary(&worker, &bin.join("worker"), dry)?;
+    files::copy_binary(&me, &service.supervisor, dry)?;
+    files::write_text(&unit_path, &contents, files::SERVICE_FILE_MODE, dry)?;
+    let runner = Runner { dry_run: dry };
+    match manager {
+        Manager::Launchd => launchd::load(&runner, &unit_path),
+        Manager::Systemd => systemd::load(&runner),
+    }
+    .map_err(|e| unreachable_help(e, manager, &unit_path, data_dir))?;
+    if !dry {
+        println!(
+            "installed: {} runs {} run",
+            manager.name(),
+            service.supervisor.display()
+        );
+        match manager {
+            Manager::Launchd => launchd::after_install_note(),
+            Manager::Systemd => systemd::after_install_note(),
+        }
+    }
+    Ok(())
+}
+
+/// `supervisor uninstall`: stops the service and removes its file. Data,
+/// logs and the copied binaries stay.
+pub fn uninstall(data_dir: &DataDir, opts: &Options) -> Result<(), InstallError> {
+    let manager = opts.manager.unwrap_or_else(Manager::for_this_platform);
+    let home = home()?;
+    let unit_path = manager.unit_path(&home);
+    if !unit_path.exists() {
+        println!(
+            "not installed for {}: {} does not exist; nothing to do",
+            manager.name(),
+            unit_path.display()
+        );
+        return Ok(());
+    }
+    let runner = Runner {
+        dry_run: opts.dry_run,
+    };
+    match manager {
+        Manager::Launchd => launchd::unload(&runner, &unit_path),
+        Manager::Systemd => systemd::unload(&runner, &unit_path),
+    }
+    .map_err(|e| unreachable_help(e, manager, &unit_path, data_dir))?;
+    if !opts.dry_run {
+        println!(
+            "uninstalled. Kept: the data in {}, the logs, and the binaries in {} \
+             (delete those by hand if you no longer want them)",
+            data_dir.root().display(),
+            bin_dir(data_dir.root()).display()
+        );
+    }
+    Ok(())
+}
+
+/// Adds to an unreachable manager's error what state things are in and
+/// what to do next.
+fn unreachable_help(
+    e: InstallError,
+    manager: Manager,
+    unit_path: &Path,
+    data_dir: &DataDir,
+) -> InstallError {
+    let InstallError::Unreachable(what) = e else {
+        return e;
+    };
+    let file = if unit_path.exists() {
+        format!("{} is in place and complete", unit_path.display())
+    } else {
+        format!("{} is removed", unit_path.display())
+    };
+    let todo = match manager {
+        Manager::Launchd => launchd::UNREACHABLE_HELP,
+        Manager::Systemd => systemd::UNREACHABLE_HELP,
+    }
+    .replace("<data dir>", &data_dir.root().to_string_lossy());
+    InstallError::Unreachable(format!(
+        "{} could not be reached: {what}. {file}. {todo}",
+        manager.name()
+    ))
+}
+
+/// The `service` part of the status report: which manager's file is
+/// present and where `git` and `cargo` resolve from this process's PATH.
+pub fn service_status() -> ServiceStatus {
+    let tool = |name: &str| binary::find_tool(name).map(|p| text(&p));
+    let mine = Manager::for_this_platform();
+    let other = match mine {
+        Manager::Launchd => Manager::Systemd,
+        Manager::Systemd => Manager::Launchd,
+    };
+    let home = home().ok();
+    let found = home.as_deref().and_then(|h| {
+        [mine, other]
+            .into_iter()
+            .map(|m| (m, m.unit_path(h)))
+            .find(|(_, p)| p.is_file())
+    });
+    let (manager, installed, unit_path) = match (found, &home) {
+        (Some((m, p)), _) => (m, true, Some(p)),
+        (None, Some(h)) => (mine, false, Some(mine.unit_path(h))),
+        (None, None) => (mine, false, None),
+    };
+    ServiceStatus {
+        manager: manager.name().into(),
+        installed,
+        unit_path: unit_path.map(|p| text(&p)),
+        git: tool("git"),
+        cargo: tool("cargo"),
+    }
+}

@@ -1,0 +1,167 @@
+//! The service files in `launchd/`, embedded at build time, and the
+//! escaping their values need: `{{NAME}}` placeholders replaced in one
+//! pass, so a value that itself contains `{{…}}` is never expanded again.
+
+/// The launchd agent.
+pub const PLIST: &str = include_str!("../../../launchd/dev.second-brain.supervisor.plist");
+
+/// The systemd user unit.
+pub const UNIT: &str = include_str!("../../../launchd/second-brain.service");
+
+/// Replaces every `{{NAME}}` in `template` with its value from `values`
+/// (already escaped for the file's syntax). A placeholder with no value is
+/// an error naming it.
+pub fn fill(template: &str, values: &[(&str, &str)]) -> Result<String, String> {
+    let mut out = String::with_capacity(template.len() + 512);
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after
+            .find("}}")
+            .ok_or_else(|| format!("unclosed placeholder near {:?}", &rest[start..]))?;
+        let name = &after[..end];
+        let value = values
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| *v)
+            .ok_or_else(|| {
+                format!("the template has a placeholder {{{{{name}}}}} with no value")
+            })?;
+        out.push_str(value);
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Text as XML character data. Control characters other than tab,
+/// newline and carriage return cannot appear in XML 1.0 at all.
+pub fn xml_escape(value: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\t' | '\n' | '\r' => out.push(c),
+            c if c.is_control() => {
+                return Err(format!(
+                    "{value:?} holds a control character that a plist cannot hold"
+                ))
+            }
+            c => out.push(c),
+        }
+    }
+    Ok(out)
+}
+
+/// One word of a systemd setting, double-quoted: `\` and `"` escaped, C
+/// escapes for control characters, and `%` doubled so that it is not read
+/// as a specifier. `$` stays: `Environment=` does not expand it, nor does
+/// `ExecStart=` in the program's path.
+pub fn systemd_quote(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('"');
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '%' => out.push_str("%%"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A path for a systemd setting that takes the rest of the line as one
+/// path (`WorkingDirectory=`): no quoting there, so only `%` is escaped
+/// and characters that would break the line are refused.
+pub fn systemd_path(value: &str) -> Result<String, String> {
+    if value.chars().any(|c| c.is_control()) || value.ends_with('\\') {
+        return Err(format!(
+            "{value:?} cannot be written into a systemd unit (control character or trailing backslash)"
+        ));
+    }
+    Ok(value.replace('%', "%%"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fills_each_placeholder_once_and_never_expands_values() {
+        let out = fill("a={{A}} b={{B}} a={{A}}", &[("A", "{{B}}"), ("B", "2")]).unwrap();
+        assert_eq!(out, "a={{B}} b=2 a={{B}}");
+        assert_eq!(fill("no placeholders", &[]).unwrap(), "no placeholders");
+    }
+
+    #[test]
+    fn an_unknown_or_unclosed_placeholder_is_an_error() {
+        let e = fill("x {{MISSING}} y", &[("A", "1")]).unwrap_err();
+        assert!(e.contains("{{MISSING}}"), "{e}");
+        assert!(fill("x {{OPEN", &[]).is_err());
+    }
+
+    #[test]
+    fn xml_values_are_escaped() {
+        assert_eq!(
+            xml_escape(r#"/a b/<c>&"d"'e'"#).unwrap(),
+            "/a b/&lt;c&gt;&amp;&quot;d&quot;&apos;e&apos;"
+        );
+        assert_eq!(xml_escape("tab\there").unwrap(), "tab\there");
+        assert!(xml_escape("bell\u{7}").is_err());
+    }
+
+    #[test]
+    fn systemd_words_are_quoted() {
+        assert_eq!(systemd_quote("/usr/bin:/bin"), r#""/usr/bin:/bin""#);
+        assert_eq!(
+            systemd_quote(r#"a "b" \c 100% $HOME"#),
+            r#""a \"b\" \\c 100%% $HOME""#
+        );
+        assert_eq!(systemd_quote("line\nnext\u{1}"), r#""line\nnext\x01""#);
+        assert_eq!(systemd_path("/data/100%").unwrap(), "/data/100%%");
+        assert!(systemd_path("/a\nb").is_err());
+        assert!(systemd_path("/a\\").is_err());
+    }
+
+    #[test]
+    fn the_embedded_templates_name_only_known_placeholders() {
+        let plist_names = [
+            "LABEL",
+            "SUPERVISOR",
+            "STOP_BUDGET_SECS",
+            "EXIT_TIMEOUT_SECS",
+            "STDOUT_PATH",
+            "STDERR_PATH",
+            "WORKING_DIRECTORY",
+            "ENVIRONMENT",
+        ];
+        let unit_names = [
+            "UNIT_NAME",
+            "EXEC_START",
+            "WORKING_DIRECTORY",
+            "ENVIRONMENT",
+            "STOP_BUDGET_SECS",
+            "EXIT_TIMEOUT_SECS",
+        ];
+        for (template, names) in [(PLIST, &plist_names[..]), (UNIT, &unit_names[..])] {
+            let values: Vec<(&str, &str)> = names.iter().map(|n| (*n, "v")).collect();
+            let filled = fill(template, &values).expect("every placeholder has a value");
+            assert!(!filled.contains("{{"), "{filled}");
+            // Each name is used: none is left over from an older template.
+            for n in names {
+                assert!(template.contains(&format!("{{{{{n}}}}}")), "{n} unused");
+            }
+        }
+    }
+}

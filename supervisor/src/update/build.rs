@@ -1,0 +1,90 @@
+//! Building a staged commit with cargo, into a persistent target dir.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tracing::info;
+
+use super::command;
+
+/// Where builds happen: a clone of the watched repository and its own
+/// target dir beside it (never shared with another checkout: cargo#13259).
+#[derive(Debug, Clone)]
+pub struct Staging {
+    pub root: PathBuf,
+}
+
+impl Staging {
+    pub fn src(&self) -> PathBuf {
+        self.root.join("src")
+    }
+    pub fn target(&self) -> PathBuf {
+        self.root.join("target")
+    }
+    /// Where cargo puts the binaries of `profile`.
+    pub fn out_dir(&self, profile: &str) -> PathBuf {
+        let dir = if profile == "dev" { "debug" } else { profile };
+        self.target().join(dir)
+    }
+}
+
+/// `cargo build --locked --profile <profile> -p worker [-p supervisor]` in
+/// the staging clone. Output lines go to the supervisor log.
+pub async fn cargo_build(
+    cargo: &Path,
+    staging: &Staging,
+    profile: &str,
+    sha: &str,
+    with_supervisor: bool,
+    timeout: Duration,
+) -> Result<(), String> {
+    let target = staging.target();
+    let mut args: Vec<&OsStr> = vec![
+        OsStr::new("build"),
+        OsStr::new("--locked"),
+        OsStr::new("--profile"),
+        OsStr::new(profile),
+        OsStr::new("-p"),
+        OsStr::new("worker"),
+    ];
+    if with_supervisor {
+        args.extend([OsStr::new("-p"), OsStr::new("supervisor")]);
+    }
+    args.push(OsStr::new("--target-dir"));
+    args.push(target.as_os_str());
+    let mut cmd = command::command(cargo, &args, &staging.src());
+    cmd.env("SECOND_BRAIN_COMMIT", sha);
+    let short = &sha[..12.min(sha.len())];
+    let done = command::run(cmd, timeout, |line| info!(commit = short, "cargo: {line}"))
+        .await
+        .map_err(|e| format!("cargo build: {e}"))?;
+    if done.success {
+        Ok(())
+    } else {
+        Err(format!(
+            "cargo build failed ({}): {}",
+            done.status,
+            done.tail(6)
+        ))
+    }
+}
+
+/// Held while a build uses the staging area, so two supervisors (or test
+/// runs) sharing one never build in it at the same time.
+pub async fn lock_staging(staging: &Staging) -> Result<shared::lock::PidLock, String> {
+    let path = staging.root.join("build.lock");
+    let deadline = std::time::Instant::now() + Duration::from_secs(3600);
+    loop {
+        match shared::lock::acquire(&path, "build") {
+            Ok(lock) => return Ok(lock),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    && std::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => return Err(format!("cannot lock the staging area: {e}")),
+        }
+    }
+}

@@ -1,0 +1,462 @@
+//! Updates from git: poll the watched branch, build a new commit in a
+//! staging clone, install it as a release, hot-swap the worker onto it
+//! (through the actor's graceful restart, with a probation window), roll
+//! back and hold commits that fail, fast-forward the watched checkout, and
+//! re-execute the supervisor when it changed.
+//!
+//! The updater is its own task: one update at a time; it publishes what it
+//! is doing on a watch channel that `status` reads.
+
+pub mod build;
+pub mod command;
+pub mod git;
+pub mod held;
+pub mod releases;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{error, info, warn};
+
+use crate::actor::{Control, DeployError};
+use crate::binary;
+use crate::RunConfig;
+use build::Staging;
+use git::Git;
+use held::Held;
+use releases::Releases;
+
+/// What `status` shows of the updater.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
+pub struct UpdateView {
+    /// `idle`, `fetching`, `building`, `swapping`.
+    pub state: String,
+    pub last_poll_at: Option<String>,
+    pub last_poll: Option<String>,
+    pub deployed_commit: Option<String>,
+    pub last_error: Option<String>,
+    pub held_commits: Vec<String>,
+    /// Addition: the commit being built or swapped in, and since when.
+    pub target_commit: Option<String>,
+    pub step_started_at: Option<String>,
+    /// Addition: why the watched checkout was not fast-forwarded.
+    pub checkout: Option<String>,
+}
+
+/// A `supervisor update` request: poll now; answered with the outcome.
+pub struct UpdateRequest {
+    pub retry_held: bool,
+    pub reply: oneshot::Sender<UpdateAnswer>,
+}
+
+/// The outcome of a poll, and a way to say it reached the client (a
+/// self-update waits for that before the process image is replaced).
+pub struct UpdateAnswer {
+    pub result: Result<String, String>,
+    pub delivered: oneshot::Sender<()>,
+}
+
+pub struct Updater {
+    cfg: Arc<RunConfig>,
+    actor: mpsc::Sender<Control>,
+    view: watch::Sender<UpdateView>,
+    staging: Staging,
+    releases: Releases,
+    held: Held,
+    /// A new supervisor binary to re-execute once the poll is answered.
+    reexec: Option<PathBuf>,
+}
+
+/// Waits for every receiver (a sender dropped counts as done).
+async fn futures_join(rxs: Vec<oneshot::Receiver<()>>) {
+    for rx in rxs {
+        let _ = rx.await;
+    }
+}
+
+/// The outcome of one poll, for the log, status and `supervisor update`.
+enum Outcome {
+    /// Up to date, or nothing to watch.
+    Nothing(String),
+    Deployed(String),
+    /// The tip is a held commit: nothing tried, the reason stays visible.
+    Held(String),
+    Failed(String),
+}
+
+impl Updater {
+    /// `previous`: what the updater showed before a self-update re-exec.
+    pub fn new(
+        cfg: Arc<RunConfig>,
+        actor: mpsc::Sender<Control>,
+        previous: Option<UpdateView>,
+    ) -> (Updater, watch::Receiver<UpdateView>) {
+        let releases = Releases::new(binary::releases_dir(&cfg.data_dir));
+        let held = Held::load(cfg.data_dir.root().join("held-commits.json"));
+        let view = UpdateView {
+            state: "idle".into(),
+            deployed_commit: binary::deployed_release(&cfg.data_dir).map(|(c, _)| c),
+            held_commits: held.commits(),
+            target_commit: None,
+            step_started_at: None,
+            ..previous.unwrap_or_default()
+        };
+        let (tx, rx) = watch::channel(view);
+        let staging = Staging {
+            root: cfg
+                .staging_dir
+                .clone()
+                .unwrap_or_else(|| cfg.data_dir.root().join("staging")),
+        };
+        (
+            Updater {
+                cfg,
+                actor,
+                view: tx,
+                staging,
+                releases,
+                held,
+                reexec: None,
+            },
+            rx,
+        )
+    }
+
+    /// Polls at the interval and on request, one update at a time.
+    pub async fn run(mut self, mut requests: mpsc::Receiver<UpdateRequest>) {
+        let interval = Duration::from_millis(self.cfg.poll_interval_ms);
+        let mut next =
+            (!interval.is_zero()).then(|| Instant::now() + interval.min(Duration::from_secs(2)));
+        loop {
+            let mut waiters = Vec::new();
+            tokio::select! {
+                _ = crate::actor::sleep_until(next), if next.is_some() => {}
+                req = requests.recv() => match req {
+                    Some(r) => waiters.push(r),
+                    None => return,
+                },
+            }
+            // Requests that arrived meanwhile share this poll.
+            while let Ok(r) = requests.try_recv() {
+                waiters.push(r);
+            }
+            if waiters.iter().any(|w| w.retry_held) {
+                self.held.clear();
+                self.set(|v| v.held_commits.clear());
+            }
+            let outcome = self.poll().await;
+            let answer = match outcome {
+                Outcome::Nothing(s) | Outcome::Deployed(s) | Outcome::Held(s) => Ok(s),
+                Outcome::Failed(s) => Err(s),
+            };
+            let mut deliveries = Vec::new();
+            for w in waiters {
+                let (delivered, rx) = oneshot::channel();
+                let sent = w.reply.send(UpdateAnswer {
+                    result: answer.clone(),
+                    delivered,
+                });
+                if sent.is_ok() {
+                    deliveries.push(rx);
+                }
+            }
+            if let Some(bin) = self.reexec.take() {
+                // Let every `supervisor update` read its answer first: the
+                // exec closes their connections.
+                let all = futures_join(deliveries);
+                let _ = tokio::time::timeout(Duration::from_secs(5), all).await;
+                self.re_exec(bin).await;
+            }
+            if !interval.is_zero() {
+                next = Some(Instant::now() + interval);
+            }
+        }
+    }
+
+    fn set(&self, f: impl FnOnce(&mut UpdateView)) {
+        self.view.send_modify(f);
+    }
+
+    fn step(&self, state: &str, target: Option<&str>) {
+        self.set(|v| {
+            v.state = state.into();
+            v.target_commit = target.map(String::from);
+            v.step_started_at = Some(shared::time::now_rfc3339());
+        });
+    }
+
+    async fn poll(&mut self) -> Outcome {
+        let outcome = self.poll_inner().await;
+        // `last_error` describes the problem now: none after a clean poll.
+        let (text, err) = match &outcome {
+            Outcome::Nothing(s) | Outcome::Deployed(s) => (s.clone(), None),
+            Outcome::Held(s) | Outcome::Failed(s) => (s.clone(), Some(s.clone())),
+        };
+        let changed = self.view.borrow().last_poll.as_deref() != Some(text.as_str());
+        match &outcome {
+            Outcome::Failed(s) => warn!(outcome = %s, "update poll failed"),
+            Outcome::Deployed(s) => info!(outcome = %s, "update deployed"),
+            Outcome::Nothing(s) | Outcome::Held(s) if changed => info!(outcome = %s, "update poll"),
+            Outcome::Nothing(s) | Outcome::Held(s) => tracing::debug!(outcome = %s, "update poll"),
+        }
+        self.set(|v| {
+            v.state = "idle".into();
+            v.target_commit = None;
+            v.step_started_at = None;
+            v.last_poll = Some(text);
+            v.last_error = err;
+        });
+        outcome
+    }
+
+    async fn poll_inner(&mut self) -> Outcome {
+        self.set(|v| v.last_poll_at = Some(shared::time::now_rfc3339()));
+        let Some(repo) = self.cfg.repo.clone() else {
+            return Outcome::Nothing("no repository to watch (set SECOND_BRAIN_REPO)".into());
+        };
+        let Some(git_bin) = binary::find_tool("git") else {
+            return Outcome::Failed("git is not installed or not on PATH".into());
+        };
+        let git = Git {
+            bin: git_bin,
+            timeout: self.cfg.git_timeout,
+        };
+        self.step("fetching", None);
+        let mut tip = match git.fetch(&repo, &self.cfg.branch).await {
+            Ok(sha) => sha,
+            Err(e) => return Outcome::Failed(format!("fetch failed: {e}")),
+        };
+        loop {
+            let deployed = self.deployed_commit().await;
+            if deployed.as_deref() == Some(tip.as_str()) {
+                self.pull(&git, &repo, &tip).await;
+                return Outcome::Nothing(format!("up to date at {}", short(&tip)));
+            }
+            if let Some(why) = self.held.reason(&tip) {
+                return Outcome::Held(format!(
+                    "{} is held ({why}); waiting for a newer commit (`supervisor update --retry` tries it again)",
+                    short(&tip)
+                ));
+            }
+            let built = match self.build(&git, &repo, &tip, deployed.as_deref()).await {
+                Ok(b) => b,
+                Err(e) => {
+                    self.hold(&tip, &e);
+                    return Outcome::Failed(format!("{} not deployed: {e}", short(&tip)));
+                }
+            };
+            // The newest commit wins: if the branch moved during the build,
+            // build that one instead of swapping to this one.
+            if let Ok(newer) = git.fetch(&repo, &self.cfg.branch).await {
+                if newer != tip && self.held.reason(&newer).is_none() {
+                    info!(
+                        built = short(&tip),
+                        newer = short(&newer),
+                        "the branch moved during the build"
+                    );
+                    tip = newer;
+                    continue;
+                }
+            }
+            return self.swap(&git, &repo, &tip, built).await;
+        }
+    }
+
+    /// The commit serving now: the deployed release, or the running worker's.
+    async fn deployed_commit(&self) -> Option<String> {
+        if let Some((c, _)) = binary::deployed_release(&self.cfg.data_dir) {
+            return Some(c);
+        }
+        let (tx, rx) = oneshot::channel();
+        self.actor.send(Control::Status(tx)).await.ok()?;
+        rx.await.ok()?.worker.commit
+    }
+
+    async fn build(
+        &mut self,
+        git: &Git,
+        repo: &std::path::Path,
+        sha: &str,
+        deployed: Option<&str>,
+    ) -> Result<Built, String> {
+        let Some(cargo) = binary::find_tool("cargo") else {
+            return Err("cargo is not installed or not on PATH".into());
+        };
+        self.step("building", Some(sha));
+        std::fs::create_dir_all(&self.staging.root)
+            .map_err(|e| format!("cannot create {}: {e}", self.staging.root.display()))?;
+        let _lock = build::lock_staging(&self.staging).await?;
+        git.prepare_staging(&self.staging.src(), repo, &self.cfg.branch, sha)
+            .await?;
+        // Does this commit change the supervisor too? Compared with what
+        // serves now; when that cannot be told, build it to be sure.
+        let from = deployed
+            .map(String::from)
+            .or(shared::version::commit_or_null().map(String::from));
+        let supervisor_changed = match from {
+            Some(from) => match git.changed_paths(&self.staging.src(), &from, sha).await {
+                Some(paths) => paths.iter().any(|p| touches_supervisor(p)),
+                None => true,
+            },
+            None => false,
+        };
+        let started = Instant::now();
+        info!(commit = short(sha), supervisor_changed, "building");
+        build::cargo_build(
+            &cargo,
+            &self.staging,
+            &self.cfg.build_profile,
+            sha,
+            supervisor_changed,
+            self.cfg.build_timeout,
+        )
+        .await?;
+        info!(
+            commit = short(sha),
+            took_ms = started.elapsed().as_millis() as u64,
+            "built"
+        );
+        let out = self.staging.out_dir(&self.cfg.build_profile);
+        let worker = self
+            .releases
+            .install(sha, "worker", &out.join("worker"))
+            .map_err(|e| format!("cannot install the worker release: {e}"))?;
+        let supervisor = if supervisor_changed {
+            Some(
+                self.releases
+                    .install(sha, "supervisor", &out.join("supervisor"))
+                    .map_err(|e| format!("cannot install the supervisor release: {e}"))?,
+            )
+        } else {
+            // Which supervisor goes with this release: the one running now.
+            if let Ok(me) = std::env::current_exe() {
+                let record = self.releases.dir.join(sha).join("supervisor-path");
+                let _ = shared::fsutil::atomic_write(&record, |w| {
+                    use std::io::Write;
+                    writeln!(w, "{}", me.display())
+                });
+            }
+            None
+        };
+        Ok(Built { worker, supervisor })
+    }
+
+    async fn swap(
+        &mut self,
+        git: &Git,
+        repo: &std::path::Path,
+        sha: &str,
+        built: Built,
+    ) -> Outcome {
+        self.step("swapping", Some(sha));
+        let (tx, rx) = oneshot::channel();
+        let sent = self
+            .actor
+            .send(Control::Deploy {
+                commit: sha.to_string(),
+                binary: built.worker,
+                reply: tx,
+            })
+            .await;
+        let stopping = || DeployError::Interrupted("the supervisor is stopping".into());
+        let result = match sent {
+            Ok(()) => rx.await.unwrap_or_else(|_| Err(stopping())),
+            Err(_) => Err(stopping()),
+        };
+        match result {
+            Ok(()) => {}
+            Err(DeployError::Failed(e)) => {
+                self.hold(sha, &e);
+                return Outcome::Failed(format!("{} rolled back: {e}", short(sha)));
+            }
+            Err(DeployError::Interrupted(e)) => {
+                return Outcome::Failed(format!(
+                    "{} not deployed: {e}; trying again at the next poll",
+                    short(sha)
+                ));
+            }
+        }
+        if let Err(e) = self.releases.set_deployed(sha) {
+            error!(error = %e, "cannot record the deployed commit");
+            return Outcome::Failed(format!(
+                "{} serves, but recording it failed: {e}",
+                short(sha)
+            ));
+        }
+        if let Err(e) = self.releases.prune(sha) {
+            warn!(error = %e, "cannot delete old releases");
+        }
+        self.set(|v| v.deployed_commit = Some(sha.to_string()));
+        self.pull(git, repo, sha).await;
+        if let Some(bin) = built.supervisor {
+            self.reexec = Some(bin);
+            return Outcome::Deployed(format!(
+                "deployed {}; the supervisor now replaces itself with it",
+                short(sha)
+            ));
+        }
+        Outcome::Deployed(format!("deployed {}", short(sha)))
+    }
+
+    /// Asks the actor to re-execute the new supervisor. On success this
+    /// process image is gone; on failure the error shows in status.
+    async fn re_exec(&mut self, binary: PathBuf) {
+        let (tx, rx) = oneshot::channel();
+        let view = self.view.borrow().clone();
+        let request = Control::ReExec {
+            binary,
+            view,
+            reply: tx,
+        };
+        if self.actor.send(request).await.is_err() {
+            return;
+        }
+        if let Ok(Err(e)) = rx.await {
+            error!(error = %e, "the supervisor could not replace itself");
+            self.set(|v| {
+                v.last_error = Some(format!("the supervisor could not replace itself: {e}"))
+            });
+        }
+    }
+
+    async fn pull(&self, git: &Git, repo: &std::path::Path, sha: &str) {
+        let note = match git.pull(repo, &self.cfg.branch, sha).await {
+            Ok(None) => None,
+            Ok(Some(why)) => Some(why),
+            Err(e) => Some(format!("fast-forward failed: {e}")),
+        };
+        if let Some(why) = &note {
+            info!(checkout = %repo.display(), "not pulled: {why}");
+        }
+        self.set(|v| v.checkout = note);
+    }
+
+    fn hold(&mut self, sha: &str, why: &str) {
+        warn!(commit = short(sha), reason = why, "holding commit");
+        if let Err(e) = self.held.add(sha, why) {
+            error!(error = %e, "cannot save the held commits");
+        }
+        let commits = self.held.commits();
+        self.set(|v| v.held_commits = commits);
+    }
+}
+
+struct Built {
+    worker: PathBuf,
+    supervisor: Option<PathBuf>,
+}
+
+/// Whether a changed path can change the supervisor binary.
+fn touches_supervisor(path: &str) -> bool {
+    path.starts_with("supervisor/")
+        || path.starts_with("shared/")
+        || path == "Cargo.lock"
+        || path == "Cargo.toml"
+}
+
+fn short(sha: &str) -> &str {
+    &sha[..12.min(sha.len())]
+}

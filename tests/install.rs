@@ -1,0 +1,747 @@
+//! `supervisor install` and `uninstall` for real against a temporary HOME:
+//! real files, real binaries, a real plist parser and `systemd-analyze`.
+//! Only `launchctl` and `systemctl` are replaced, by scripts on PATH that
+//! append their arguments to a file (the launchctl one also remembers
+//! whether the agent is loaded, as launchd would).
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde_json::Value;
+
+const SUPERVISOR: &str = env!("CARGO_BIN_EXE_supervisor");
+const LABEL: &str = "dev.second-brain.supervisor";
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// How the fake service manager behaves.
+#[derive(Clone, Copy, PartialEq)]
+enum Manager {
+    /// Records its arguments and succeeds.
+    Working,
+    /// Fails as without a user bus / GUI session.
+    Unreachable,
+    /// Not on PATH at all.
+    Missing,
+}
+
+/// A temp dir holding HOME, the data and log directories, and a bin dir
+/// with the fake `launchctl` and `systemctl`.
+struct Setup {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    home: PathBuf,
+    data: PathBuf,
+    logs: PathBuf,
+    fake_bin: PathBuf,
+    calls: PathBuf,
+    missing: bool,
+}
+
+const LAUNCHCTL: &str = r#"#!/bin/sh
+echo "launchctl $*" >> "@CALLS@"
+loaded="@STATE@/launchd-loaded"
+case "$1" in
+  bootstrap)
+    if [ -e "$loaded" ]; then echo "Bootstrap failed: 5: Input/output error" >&2; exit 5; fi
+    [ -f "$3" ] || { echo "Bootstrap failed: 2: No such file or directory" >&2; exit 2; }
+    touch "$loaded" ;;
+  bootout)
+    if [ ! -e "$loaded" ]; then echo "Boot-out failed: 3: No such process" >&2; exit 3; fi
+    rm "$loaded" ;;
+  print)
+    [ -e "$loaded" ] || { echo "Could not find service" >&2; exit 113; } ;;
+esac
+exit 0
+"#;
+
+const SYSTEMCTL: &str = r#"#!/bin/sh
+echo "systemctl $*" >> "@CALLS@"
+exit 0
+"#;
+
+const UNREACHABLE: &str = r#"#!/bin/sh
+echo "@NAME@ $*" >> "@CALLS@"
+echo "Failed to connect to bus: No medium found" >&2
+exit 1
+"#;
+
+impl Setup {
+    fn new(manager: Manager) -> Setup {
+        let tmp = tempfile::tempdir().expect("create a temp dir");
+        let root = tmp.path().to_path_buf();
+        let home = root.join("home");
+        let fake_bin = root.join("fake-bin");
+        let state = root.join("fake-state");
+        for d in [&home, &fake_bin, &state] {
+            fs::create_dir(d).unwrap();
+        }
+        let calls = root.join("calls.log");
+        fs::write(&calls, "").unwrap();
+        let fill = |script: &str, name: &str| {
+            script
+                .replace("@CALLS@", calls.to_str().unwrap())
+                .replace("@STATE@", state.to_str().unwrap())
+                .replace("@NAME@", name)
+        };
+        if manager != Manager::Missing {
+            for (name, working) in [("launchctl", LAUNCHCTL), ("systemctl", SYSTEMCTL)] {
+                let script = match manager {
+                    Manager::Working => fill(working, name),
+                    _ => fill(UNREACHABLE, name),
+                };
+                let path = fake_bin.join(name);
+                fs::write(&path, script).unwrap();
+                fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+            }
+        }
+        Setup {
+            data: home.join("brain-data"),
+            logs: root.join("logs"),
+            _tmp: tmp,
+            root,
+            home,
+            fake_bin,
+            calls,
+            missing: manager == Manager::Missing,
+        }
+    }
+
+    /// PATH for the supervisor: the fakes first. Without a manager, only
+    /// the (empty) fake dir, so no real launchctl or systemctl is found.
+    fn path(&self) -> String {
+        let fake = self.fake_bin.to_str().unwrap().to_string();
+        if self.missing {
+            return fake;
+        }
+        match std::env::var("PATH") {
+            Ok(p) => format!("{fake}:{p}"),
+            Err(_) => fake,
+        }
+    }
+
+    /// `supervisor ARGS` in this setup's environment: a few §2 settings
+    /// set, the others unset.
+    fn command(&self, args: &[&str]) -> Command {
+        self.command_for(Path::new(SUPERVISOR), args)
+    }
+
+    /// `program ARGS` (a supervisor binary) in this setup's environment.
+    fn command_for(&self, program: &Path, args: &[&str]) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.args(args)
+            .env("HOME", &self.home)
+            .env("PATH", self.path())
+            .env("SECOND_BRAIN_DATA_DIR", &self.data)
+            .env("LOG_FILE_PATH", &self.logs)
+            .env("GIT_POLL_INTERVAL_MS", "0")
+            .env("SECOND_BRAIN_BRANCH", "main")
+            .env("RUST_LOG", "info,worker=debug")
+            .env_remove("LOG_RETENTION_DAYS")
+            .env_remove("SECOND_BRAIN_REPO")
+            .env_remove("SECOND_BRAIN_WORKER_BIN")
+            .env_remove("XDG_CONFIG_HOME")
+            .env_remove("XDG_STATE_HOME")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs `supervisor ARGS --worker-bin <the built worker>`.
+    fn run(&self, args: &[&str]) -> Output {
+        let mut cmd = self.command(args);
+        if args[0] == "install" {
+            cmd.arg("--worker-bin").arg(worker_bin());
+        }
+        cmd.output().expect("run the supervisor")
+    }
+
+    fn calls(&self) -> Vec<String> {
+        fs::read_to_string(&self.calls)
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect()
+    }
+
+    fn plist(&self) -> PathBuf {
+        self.home
+            .join(format!("Library/LaunchAgents/{LABEL}.plist"))
+    }
+
+    fn unit(&self) -> PathBuf {
+        self.home.join(".config/systemd/user/second-brain.service")
+    }
+
+    fn bin(&self, name: &str) -> PathBuf {
+        self.data.join("bin").join(name)
+    }
+}
+
+/// The `worker` binary Cargo built beside this test's `deps/` directory.
+fn worker_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let bin = exe.parent().and_then(Path::parent).unwrap().join("worker");
+    assert!(
+        bin.is_file(),
+        "{} is missing: build it with `cargo build -p worker`",
+        bin.display()
+    );
+    bin
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[track_caller]
+fn assert_ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "failed: {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+/// A dry run's output: the files (`# file: PATH` and their exact
+/// contents), the copies and the commands (`$ …`).
+#[derive(Debug, Default)]
+struct DryRun {
+    files: Vec<(PathBuf, String)>,
+    copies: Vec<String>,
+    commands: Vec<String>,
+}
+
+fn parse_dry_run(out: &str) -> DryRun {
+    let mut dry = DryRun::default();
+    let mut current: Option<(PathBuf, String)> = None;
+    for line in out.split_inclusive('\n') {
+        let header = line.starts_with("# file: ") || line.starts_with("# copy: ");
+        if header || line.starts_with("$ ") {
+            dry.files.extend(current.take());
+        }
+        if let Some(path) = line.strip_prefix("# file: ") {
+            current = Some((PathBuf::from(path.trim_end()), String::new()));
+        } else if let Some(copy) = line.strip_prefix("# copy: ") {
+            dry.copies.push(copy.trim_end().to_string());
+        } else if let Some(cmd) = line.strip_prefix("$ ") {
+            dry.commands.push(cmd.trim_end().to_string());
+        } else if let Some((_, contents)) = &mut current {
+            contents.push_str(line);
+        } else {
+            panic!("a dry run line outside any file: {line:?}");
+        }
+    }
+    dry.files.extend(current);
+    dry
+}
+
+/// Every file under `dir`, recursively.
+fn tree(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = fs::read_dir(dir) {
+        for e in entries {
+            let p = e.unwrap().path();
+            out.push(p.clone());
+            if p.is_dir() {
+                out.extend(tree(&p));
+            }
+        }
+    }
+    out
+}
+
+/// Whether `tool` is on the test's PATH; prints why a check is skipped.
+fn have(tool: &str) -> bool {
+    let found = which::which(tool).is_ok();
+    if !found {
+        eprintln!("NOTE: `{tool}` is not installed; skipping the checks that need it");
+    }
+    found
+}
+
+/// The plist parsed by Python's plistlib, as JSON.
+fn parse_plist(path: &Path) -> Value {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import plistlib,sys,json; print(json.dumps(plistlib.load(open(sys.argv[1],'rb'))))",
+        ])
+        .arg(path)
+        .output()
+        .expect("run python3");
+    serde_json::from_str(&assert_ok(&out)).expect("plistlib printed JSON")
+}
+
+/// Mode 0644 or tighter: no one else may write it, and it is not executable.
+#[track_caller]
+fn assert_service_file_mode(path: &Path) {
+    let mode = fs::metadata(path).unwrap().mode() & 0o777;
+    assert_eq!(mode & 0o133, 0, "{} has mode {mode:o}", path.display());
+}
+
+fn uid() -> u32 {
+    nix::unistd::getuid().as_raw()
+}
+
+/// The directories of PATH-like text.
+fn dirs_of(path: &str) -> Vec<&str> {
+    path.split(':').collect()
+}
+
+#[test]
+fn launchd_dry_run_prints_a_valid_plist_and_changes_nothing() {
+    let mut s = Setup::new(Manager::Working);
+    // Escaping meets a real plist parser.
+    s.data = s.home.join("brain & <data> 'q'");
+    let out = s.run(&["install", "--dry-run", "--manager", "launchd"]);
+    let dry = parse_dry_run(&assert_ok(&out));
+    assert!(
+        tree(&s.home).is_empty(),
+        "a dry run wrote {:?}",
+        tree(&s.home)
+    );
+    assert!(!s.logs.exists());
+    assert!(s.calls().is_empty(), "a dry run ran {:?}", s.calls());
+
+    assert_eq!(dry.files.len(), 1, "{dry:?}");
+    let (path, plist_text) = &dry.files[0];
+    assert_eq!(path, &s.plist());
+    let target = format!("gui/{}/{LABEL}", uid());
+    assert_eq!(
+        dry.commands,
+        [
+            format!("launchctl bootout {target}"),
+            format!("launchctl enable {target}"),
+            format!("launchctl bootstrap gui/{} {}", uid(), s.plist().display()),
+        ]
+    );
+    assert_eq!(
+        dry.copies,
+        [
+            format!(
+                "{} -> {}",
+                worker_bin().display(),
+                s.bin("worker").display()
+            ),
+            format!("{SUPERVISOR} -> {}", s.bin("supervisor").display()),
+        ]
+    );
+
+    if !have("python3") {
+        return;
+    }
+    let copy = s.root.join("dry-run.plist");
+    fs::write(&copy, plist_text).unwrap();
+    let p = parse_plist(&copy);
+    assert_eq!(p["Label"], LABEL);
+    let supervisor = s.bin("supervisor");
+    assert_eq!(
+        p["ProgramArguments"],
+        serde_json::json!([supervisor.to_str().unwrap(), "run"])
+    );
+    assert_eq!(p["RunAtLoad"], true);
+    assert_eq!(p["KeepAlive"], true);
+    let exit_timeout = p["ExitTimeOut"]
+        .as_u64()
+        .expect("ExitTimeOut is an integer");
+    assert!(
+        exit_timeout > 10,
+        "ExitTimeOut {exit_timeout} must exceed the 10 s stop budget"
+    );
+    assert!(matches!(
+        p["ProcessType"].as_str(),
+        Some("Standard" | "Background")
+    ));
+    assert!(
+        p["AbandonProcessGroup"].is_boolean(),
+        "stated, not left to the default"
+    );
+    for key in ["StandardOutPath", "StandardErrorPath"] {
+        let path = Path::new(p[key].as_str().unwrap());
+        assert!(
+            path.is_absolute() && path.starts_with(&s.logs),
+            "{key}: {path:?}"
+        );
+    }
+    assert_eq!(p["WorkingDirectory"], s.data.to_str().unwrap());
+
+    let env = p["EnvironmentVariables"].as_object().expect("a dict");
+    let mut keys: Vec<&str> = env.keys().map(String::as_str).collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "GIT_POLL_INTERVAL_MS",
+            "LOG_FILE_PATH",
+            "PATH",
+            "RUST_LOG",
+            "SECOND_BRAIN_BRANCH",
+            "SECOND_BRAIN_DATA_DIR"
+        ],
+        "exactly the settings that are set, plus PATH and the data dir"
+    );
+    assert_eq!(env["SECOND_BRAIN_DATA_DIR"], s.data.to_str().unwrap());
+    assert_eq!(env["LOG_FILE_PATH"], s.logs.to_str().unwrap());
+    assert_eq!(env["GIT_POLL_INTERVAL_MS"], "0");
+    assert_eq!(env["RUST_LOG"], "info,worker=debug");
+    let path = env["PATH"].as_str().unwrap();
+    let dirs = dirs_of(path);
+    assert!(
+        dirs.contains(&s.home.join(".cargo/bin").to_str().unwrap()),
+        "{path}"
+    );
+    assert!(dirs.iter().all(|d| Path::new(d).is_absolute()), "{path}");
+    for tool in ["git", "cargo"] {
+        if let Ok(found) = which::which_in(tool, Some(s.path()), "/") {
+            let dir = found.parent().unwrap().to_str().unwrap();
+            assert!(dirs.contains(&dir), "PATH {path} lacks {tool} in {dir}");
+        }
+    }
+}
+
+#[test]
+fn launchd_install_and_uninstall_twice() {
+    let s = Setup::new(Manager::Working);
+    let dry = parse_dry_run(&assert_ok(&s.run(&[
+        "install",
+        "--dry-run",
+        "--manager",
+        "launchd",
+    ])));
+    let target = format!("gui/{}/{LABEL}", uid());
+    let domain = format!("gui/{}", uid());
+    let plist = s.plist().to_str().unwrap().to_string();
+
+    let out = assert_ok(&s.run(&["install", "--manager", "launchd"]));
+    assert!(out.contains("Background Items Added"), "{out}");
+    assert_eq!(
+        fs::read_to_string(s.plist()).unwrap(),
+        dry.files[0].1,
+        "as the dry run said"
+    );
+    assert_service_file_mode(&s.plist());
+    for bin in ["supervisor", "worker"] {
+        let meta = fs::metadata(s.bin(bin)).unwrap();
+        assert_eq!(meta.mode() & 0o777, 0o700, "{bin}");
+        assert_eq!(
+            meta.len(),
+            fs::metadata(if bin == "worker" {
+                worker_bin()
+            } else {
+                SUPERVISOR.into()
+            })
+            .unwrap()
+            .len()
+        );
+    }
+    assert!(
+        s.logs.is_dir(),
+        "the log directory exists for StandardOutPath"
+    );
+    if have("python3") {
+        let p = parse_plist(&s.plist());
+        assert!(Path::new(p["ProgramArguments"][0].as_str().unwrap()).is_file());
+        assert!(Path::new(p["WorkingDirectory"].as_str().unwrap()).is_dir());
+        for key in ["StandardOutPath", "StandardErrorPath"] {
+            assert!(Path::new(p[key].as_str().unwrap())
+                .parent()
+                .unwrap()
+                .is_dir());
+        }
+    }
+    let first = [
+        format!("launchctl bootout {target}"),
+        format!("launchctl print {target}"),
+        format!("launchctl enable {target}"),
+        format!("launchctl bootstrap {domain} {plist}"),
+    ];
+    assert_eq!(s.calls(), first);
+
+    // Again: the loaded agent is booted out before the bootstrap (the fake
+    // refuses a bootstrap while loaded, as launchd does).
+    let old_inode = fs::metadata(s.bin("supervisor")).unwrap().ino();
+    assert_ok(&s.run(&["install", "--manager", "launchd"]));
+    assert_eq!(s.calls()[4..], first);
+    assert_ne!(
+        fs::metadata(s.bin("supervisor")).unwrap().ino(),
+        old_inode,
+        "replaced, not rewritten"
+    );
+    assert_eq!(fs::read_to_string(s.plist()).unwrap(), dry.files[0].1);
+
+    let out = assert_ok(&s.run(&["uninstall", "--manager", "launchd"]));
+    assert!(out.contains("Kept"), "{out}");
+    assert!(!s.plist().exists());
+    assert_eq!(s.calls()[8..], [format!("launchctl bootout {target}")]);
+    assert!(s.bin("supervisor").is_file() && s.data.is_dir() && s.logs.is_dir());
+
+    let out = assert_ok(&s.run(&["uninstall", "--manager", "launchd"]));
+    assert!(out.contains("not installed"), "{out}");
+    assert_eq!(s.calls().len(), 9, "nothing left to run: {:?}", s.calls());
+}
+
+/// `systemd-analyze verify --user` on `unit`, with a private runtime dir.
+fn systemd_verify(s: &Setup, unit: &Path) -> Output {
+    let runtime = s.root.join("runtime");
+    let _ = fs::create_dir(&runtime);
+    fs::set_permissions(&runtime, fs::Permissions::from_mode(0o700)).unwrap();
+    Command::new("systemd-analyze")
+        .args(["verify", "--user"])
+        .arg(unit)
+        .env("HOME", &s.home)
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .output()
+        .expect("run systemd-analyze")
+}
+
+#[test]
+fn systemd_unit_passes_systemd_analyze_verify() {
+    if !have("systemd-analyze") {
+        return;
+    }
+    let mut s = Setup::new(Manager::Working);
+    // Quoting and specifier escaping meet systemd's own parser: an
+    // unescaped `%h` would become the home directory.
+    s.data = s.home.join("brain data %h 100%");
+    let dry = parse_dry_run(&assert_ok(&s.run(&[
+        "install",
+        "--dry-run",
+        "--manager",
+        "systemd",
+    ])));
+    let (path, unit) = &dry.files[0];
+    assert_eq!(path, &s.unit());
+    // Before the install its ExecStart binary does not exist: verify says so.
+    let early = s.root.join("second-brain.service");
+    fs::write(&early, unit).unwrap();
+    let out = systemd_verify(&s, &early);
+    assert!(
+        !out.status.success(),
+        "verify must check ExecStart: {out:?}"
+    );
+    assert!(
+        text(&out.stderr).contains("not executable"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    assert_ok(&s.run(&["install", "--manager", "systemd"]));
+    assert_eq!(&fs::read_to_string(s.unit()).unwrap(), unit);
+    let out = systemd_verify(&s, &s.unit());
+    let complaints: Vec<String> = text(&out.stderr)
+        .lines()
+        .filter(|l| l.contains("second-brain"))
+        .map(String::from)
+        .collect();
+    assert!(out.status.success() && complaints.is_empty(), "{out:?}");
+}
+
+#[test]
+fn systemd_install_and_uninstall_twice() {
+    let s = Setup::new(Manager::Working);
+    let out = assert_ok(&s.run(&["install", "--manager", "systemd"]));
+    assert!(out.contains("loginctl enable-linger"), "{out}");
+    assert_service_file_mode(&s.unit());
+    let unit = fs::read_to_string(s.unit()).unwrap();
+    let supervisor = s.bin("supervisor");
+    assert!(unit.contains(&format!("\nExecStart=\"{}\" run\n", supervisor.display())));
+    assert!(unit.contains(&format!(
+        "\nEnvironment=\"SECOND_BRAIN_DATA_DIR={}\"\n",
+        s.data.display()
+    )));
+    for key in [
+        "Restart=always",
+        "RestartSec=",
+        "TimeoutStopSec=30",
+        "KillMode=",
+        "WantedBy=default.target",
+    ] {
+        assert!(unit.contains(&format!("\n{key}")), "{key} missing:\n{unit}");
+    }
+    assert!(supervisor.is_file() && s.bin("worker").is_file());
+    let install = [
+        "systemctl --user daemon-reload",
+        "systemctl --user enable second-brain.service",
+        "systemctl --user restart second-brain.service",
+    ];
+    assert_eq!(s.calls(), install);
+
+    assert_ok(&s.run(&["install", "--manager", "systemd"]));
+    assert_eq!(s.calls()[3..], install);
+    assert_eq!(
+        fs::read_to_string(s.unit()).unwrap(),
+        unit,
+        "the same result"
+    );
+
+    assert_ok(&s.run(&["uninstall", "--manager", "systemd"]));
+    assert!(!s.unit().exists());
+    assert_eq!(
+        s.calls()[6..],
+        [
+            "systemctl --user disable --now second-brain.service",
+            "systemctl --user daemon-reload"
+        ]
+    );
+    assert!(
+        supervisor.is_file() && s.data.is_dir(),
+        "binaries and data stay"
+    );
+    let out = assert_ok(&s.run(&["uninstall", "--manager", "systemd"]));
+    assert!(out.contains("not installed"), "{out}");
+    assert_eq!(s.calls().len(), 8);
+}
+
+#[test]
+fn an_unreachable_systemd_fails_clearly_and_leaves_a_valid_unit() {
+    let s = Setup::new(Manager::Unreachable);
+    let out = s.run(&["install", "--manager", "systemd"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = text(&out.stderr);
+    assert!(err.contains("Failed to connect to bus"), "{err}");
+    assert!(
+        err.contains("loginctl enable-linger"),
+        "says what to do: {err}"
+    );
+    assert!(
+        err.contains(s.unit().to_str().unwrap()),
+        "names the file: {err}"
+    );
+    assert_eq!(s.calls(), ["systemctl --user daemon-reload"]);
+    // What was written is complete: the same as a dry run prints.
+    let dry = parse_dry_run(&assert_ok(&s.run(&[
+        "install",
+        "--dry-run",
+        "--manager",
+        "systemd",
+    ])));
+    assert_eq!(fs::read_to_string(s.unit()).unwrap(), dry.files[0].1);
+    assert!(s.bin("supervisor").is_file() && s.bin("worker").is_file());
+    if have("systemd-analyze") {
+        let verified = systemd_verify(&s, &s.unit());
+        assert!(verified.status.success(), "{verified:?}");
+    }
+    // Uninstall cannot reach it either: it says so and keeps the unit.
+    let out = s.run(&["uninstall", "--manager", "systemd"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(s.unit().exists());
+}
+
+#[test]
+fn a_missing_launchctl_fails_clearly_and_leaves_a_valid_plist() {
+    let s = Setup::new(Manager::Missing);
+    let out = s.run(&["install", "--manager", "launchd"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = text(&out.stderr);
+    assert!(err.contains("`launchctl` is not on PATH"), "{err}");
+    assert!(err.contains("only on macOS"), "says what to do: {err}");
+    let dry = parse_dry_run(&assert_ok(&s.run(&[
+        "install",
+        "--dry-run",
+        "--manager",
+        "launchd",
+    ])));
+    assert_eq!(fs::read_to_string(s.plist()).unwrap(), dry.files[0].1);
+    if have("python3") {
+        assert_eq!(parse_plist(&s.plist())["Label"], LABEL);
+    }
+}
+
+#[test]
+fn an_invalid_setting_is_refused_before_anything_is_written() {
+    let s = Setup::new(Manager::Working);
+    let out = s
+        .command(&["install", "--manager", "systemd"])
+        .env("GIT_POLL_INTERVAL_MS", "abc")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(text(&out.stderr).contains("GIT_POLL_INTERVAL_MS"));
+    assert!(tree(&s.home).is_empty() && s.calls().is_empty());
+}
+
+/// A `supervisor run`, killed on drop if still running.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Calls `probe` until it returns `Some` or `deadline` passes.
+fn wait_until<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn the_installed_supervisor_serves_and_reports_the_service() {
+    let s = Setup::new(Manager::Working);
+    assert_ok(&s.run(&["install", "--manager", "systemd"]));
+    let unit = fs::read_to_string(s.unit()).unwrap();
+    let service_path = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("Environment=\"PATH=")?.strip_suffix('"'))
+        .expect("the unit sets PATH")
+        .to_string();
+
+    // Start it as systemd would: the installed copy, the unit's PATH.
+    let mut run = Running(
+        s.command_for(&s.bin("supervisor"), &["run"])
+            .env("PATH", &service_path)
+            .current_dir(&s.data)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the installed supervisor"),
+    );
+    let status = wait_until("the installed supervisor's worker to be ready", || {
+        let out = s.command(&["status", "--json"]).output().unwrap();
+        out.status
+            .success()
+            .then(|| serde_json::from_slice::<Value>(&out.stdout).unwrap())
+    });
+    assert_eq!(
+        status["worker"]["binary"],
+        s.bin("worker").to_str().unwrap(),
+        "its sibling"
+    );
+    let service = &status["service"];
+    assert_eq!(service["manager"], "systemd");
+    assert_eq!(service["installed"], true);
+    assert_eq!(service["unit_path"], s.unit().to_str().unwrap());
+    for tool in ["git", "cargo"] {
+        let expected = which::which_in(tool, Some(&service_path), "/")
+            .ok()
+            .map(|p| p.to_string_lossy().into_owned());
+        assert_eq!(service[tool].as_str().map(String::from), expected, "{tool}");
+    }
+    let human = assert_ok(&s.command(&["status"]).output().unwrap());
+    assert!(human.contains("systemd installed"), "{human}");
+    assert!(human.contains("git "), "{human}");
+
+    // Uninstalled: the same supervisor now says so.
+    assert_ok(&s.run(&["uninstall", "--manager", "systemd"]));
+    let out = s.command(&["status", "--json"]).output().unwrap();
+    let after: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(after["service"]["installed"], false);
+
+    kill(Pid::from_raw(run.0.id() as i32), Signal::SIGTERM).unwrap();
+    let exited = wait_until("the supervisor to exit", || run.0.try_wait().unwrap());
+    assert!(exited.success(), "{exited}");
+}

@@ -1,0 +1,248 @@
+//! The real `supervisor` process for the supervisor crate's tests: a guard
+//! that runs `supervisor run` in a test dir, `status --json`, and a client
+//! loop that counts refused connections and failed requests.
+
+use std::fs;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde_json::Value;
+
+use super::{wait_until, Conn, TestDir, DEADLINE};
+
+/// The supervisor binary (only the supervisor crate's tests have it).
+pub fn supervisor_bin() -> &'static str {
+    match option_env!("CARGO_BIN_EXE_supervisor") {
+        Some(bin) => bin,
+        None => panic!("only the supervisor crate's tests run the supervisor"),
+    }
+}
+
+/// A running `supervisor run`; SIGKILLed (and its worker with it) on drop.
+pub struct Supervisor {
+    child: Child,
+    pub data: PathBuf,
+    pub logs: PathBuf,
+    stderr: PathBuf,
+    status: Option<ExitStatus>,
+}
+
+pub fn supervisor_cmd(data: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(supervisor_bin());
+    cmd.arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .env_remove("SECOND_BRAIN_DATA_DIR");
+    cmd
+}
+
+impl Supervisor {
+    /// `supervisor run` on the test dir with polling off and fast timers.
+    pub fn start(dir: &TestDir, args: &[&str]) -> Supervisor {
+        Self::spawn(dir, Some(&super::worker_bin()), args)
+    }
+
+    pub fn start_with(dir: &TestDir, worker: &Path, args: &[&str]) -> Supervisor {
+        Self::spawn(dir, Some(worker), args)
+    }
+
+    /// `supervisor run` with its log dir in the test dir, polling off
+    /// unless `args` set it, and `--worker-bin` if given.
+    pub fn spawn(dir: &TestDir, worker: Option<&Path>, args: &[&str]) -> Supervisor {
+        let logs = dir.root().join("logs");
+        let stderr = dir.root().join(format!(
+            "supervisor-{}.stderr",
+            SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        let mut cmd = supervisor_cmd(&dir.data, &["run"]);
+        cmd.arg("--log-dir").arg(&logs);
+        if !args.contains(&"--poll-interval-ms") {
+            cmd.args(["--poll-interval-ms", "0"]);
+        }
+        if let Some(worker) = worker {
+            cmd.arg("--worker-bin").arg(worker);
+        }
+        let child = cmd
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&stderr).unwrap())
+            .spawn()
+            .expect("spawn the supervisor");
+        Supervisor {
+            child,
+            data: dir.data.clone(),
+            logs,
+            stderr,
+            status: None,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn sock(&self) -> PathBuf {
+        self.data.join("worker.sock")
+    }
+
+    pub fn status(&self) -> (i32, Option<Value>) {
+        status_of(&self.data)
+    }
+
+    /// Waits for a ready worker satisfying `pred`; returns the status.
+    pub fn wait_worker(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let what = format!("{what}; supervisor stderr:\n{}", self.stderr_text());
+        let data = self.data.clone();
+        wait_until(DEADLINE, &what, || {
+            if let Some(s) = self.try_exit() {
+                panic!(
+                    "the supervisor exited ({s}): {}",
+                    fs::read_to_string(&self.stderr).unwrap_or_default()
+                );
+            }
+            let (code, status) = status_of(&data);
+            let status = status?;
+            (code == 0 && pred(&status)).then_some(status)
+        })
+    }
+
+    pub fn wait_ready(&mut self) -> Value {
+        self.wait_worker("a ready worker", |_| true)
+    }
+
+    pub fn stderr_text(&self) -> String {
+        fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    pub fn try_exit(&mut self) -> Option<ExitStatus> {
+        if self.status.is_none() {
+            self.status = self.child.try_wait().unwrap();
+        }
+        self.status
+    }
+
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        wait_until(DEADLINE, "the supervisor to exit", || self.try_exit())
+    }
+
+    pub fn signal(&self, sig: Signal) {
+        kill(Pid::from_raw(self.pid() as i32), sig).unwrap();
+    }
+
+    pub fn log_text(&self, prefix: &str) -> String {
+        let mut out = String::new();
+        for e in fs::read_dir(&self.logs).into_iter().flatten() {
+            let e = e.unwrap();
+            if e.file_name().to_string_lossy().starts_with(prefix) {
+                out.push_str(&fs::read_to_string(e.path()).unwrap());
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        if self.try_exit().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("---- supervisor stderr ----\n{}", self.stderr_text());
+            eprintln!("---- worker log ----\n{}", self.log_text("worker"));
+        }
+    }
+}
+
+/// `supervisor status --json`: (exit code, parsed output if any).
+pub fn status_of(data: &Path) -> (i32, Option<Value>) {
+    let out = supervisor_cmd(data, &["status", "--json"])
+        .output()
+        .unwrap();
+    let code = out.status.code().expect("status exits normally");
+    (code, serde_json::from_slice(&out.stdout).ok())
+}
+
+pub fn alive(pid: u32) -> bool {
+    // A zombie has exited; only its parent has not reaped it yet.
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z'),
+        Err(_) => false,
+    }
+}
+
+pub fn worker_pid(status: &Value) -> u32 {
+    status["worker"]["pid"].as_u64().expect("worker pid") as u32
+}
+
+/// What a client loop saw.
+#[derive(Default, Debug)]
+pub struct Tally {
+    pub ok: AtomicU64,
+    pub refused: AtomicU64,
+    pub failed: AtomicU64,
+    pub retried: AtomicU64,
+}
+
+/// One request on `conn`, reconnecting once when the connection was closed
+/// before any answer (a worker being replaced closes kept-alive connections
+/// between requests; a request it did not answer was not executed).
+pub fn request(sock: &Path, conn: &mut Option<Conn>, req: &Value, tally: &Tally) -> Option<Value> {
+    for attempt in 0..2 {
+        if conn.is_none() {
+            match std::os::unix::net::UnixStream::connect(sock) {
+                Ok(stream) => *conn = Some(Conn::from_stream(stream)),
+                Err(e)
+                    if matches!(e.kind(), ErrorKind::ConnectionRefused | ErrorKind::NotFound) =>
+                {
+                    tally.refused.fetch_add(1, Ordering::Relaxed);
+                    return None;
+                }
+                Err(_) => {
+                    tally.failed.fetch_add(1, Ordering::Relaxed);
+                    return None;
+                }
+            }
+        }
+        let Some(c) = conn.as_mut() else {
+            tally.failed.fetch_add(1, Ordering::Relaxed);
+            return None;
+        };
+        let sent = c.send(req.to_string().as_bytes());
+        match (sent, c.recv()) {
+            (Ok(()), Ok(Some(line))) => {
+                let v: Value = serde_json::from_str(&line).unwrap();
+                if v["ok"] == true {
+                    tally.ok.fetch_add(1, Ordering::Relaxed);
+                    return Some(v);
+                }
+                tally.failed.fetch_add(1, Ordering::Relaxed);
+                eprintln!("error answer: {v}");
+                return None;
+            }
+            _ => {
+                *conn = None;
+                if attempt == 0 {
+                    tally.retried.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+    tally.failed.fetch_add(1, Ordering::Relaxed);
+    None
+}

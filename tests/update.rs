@@ -1,0 +1,614 @@
+//! Updates from git with real repositories (a bare origin, the watched
+//! checkout, a developer clone) and real cargo builds, sharing one warm
+//! staging area (its own checkout and target dir) across the tests.
+//! Builds use the dev profile to keep the suite fast; the product default
+//! is release.
+
+mod support;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use serde_json::{json, Value};
+use support::supervisor::{request, status_of, supervisor_cmd, worker_pid, Supervisor, Tally};
+use support::{wait_until, Conn, TestDir};
+
+/// A build from a cold staging area takes minutes on a busy 2-core machine.
+const BUILD_DEADLINE: Duration = Duration::from_secs(1500);
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .output()
+        .expect("run git");
+    assert!(
+        out.status.success(),
+        "git {args:?} in {}: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// One warm staging area for every test (and every run).
+fn staging() -> PathBuf {
+    workspace().join("target/update-test-staging")
+}
+
+/// A copy of this workspace as a git project: origin, watched checkout,
+/// and a developer clone to push from.
+struct Project {
+    dir: TestDir,
+    origin: PathBuf,
+    checkout: PathBuf,
+    dev: PathBuf,
+}
+
+impl Project {
+    fn new() -> Project {
+        let dir = TestDir::new();
+        let seed = dir.root().join("seed");
+        fs::create_dir(&seed).unwrap();
+        let ws = workspace();
+        let files = git(
+            &ws,
+            &["ls-files", "--cached", "--others", "--exclude-standard"],
+        );
+        for f in files.lines() {
+            let from = ws.join(f);
+            if !from.is_file() {
+                continue;
+            }
+            let to = seed.join(f);
+            fs::create_dir_all(to.parent().unwrap()).unwrap();
+            fs::copy(&from, &to).unwrap();
+        }
+        git(&seed, &["init", "-q", "-b", "main"]);
+        git(&seed, &["add", "-A"]);
+        commit_all(&seed, "seed");
+        let origin = dir.root().join("origin.git");
+        let checkout = dir.root().join("checkout");
+        let dev = dir.root().join("dev");
+        git(
+            dir.root(),
+            &[
+                "clone",
+                "-q",
+                "--bare",
+                seed.to_str().unwrap(),
+                origin.to_str().unwrap(),
+            ],
+        );
+        git(
+            dir.root(),
+            &[
+                "clone",
+                "-q",
+                origin.to_str().unwrap(),
+                checkout.to_str().unwrap(),
+            ],
+        );
+        git(
+            dir.root(),
+            &[
+                "clone",
+                "-q",
+                origin.to_str().unwrap(),
+                dev.to_str().unwrap(),
+            ],
+        );
+        Project {
+            dir,
+            origin,
+            checkout,
+            dev,
+        }
+    }
+
+    /// Edits `path` in the developer clone, commits and pushes; the sha.
+    fn push(&self, path: &str, edit: impl FnOnce(String) -> String, message: &str) -> String {
+        let file = self.dev.join(path);
+        let text = fs::read_to_string(&file).unwrap();
+        fs::write(&file, edit(text)).unwrap();
+        commit_all(&self.dev, message);
+        git(&self.dev, &["push", "-q", "origin", "HEAD:main"]);
+        git(&self.dev, &["rev-parse", "HEAD"])
+    }
+
+    fn start(&self, args: &[&str]) -> Supervisor {
+        let staging = staging();
+        let mut all = vec![
+            "--repo",
+            self.checkout.to_str().unwrap(),
+            "--staging-dir",
+            staging.to_str().unwrap(),
+            "--build-profile",
+            "dev",
+            "--probation-ms",
+            "3000",
+        ];
+        all.extend_from_slice(args);
+        let all: Vec<String> = all.into_iter().map(String::from).collect();
+        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+        let mut sup = Supervisor::spawn(&self.dir, None, &refs);
+        sup.wait_ready();
+        sup
+    }
+
+    /// `supervisor update [--retry]`: (succeeded, what it printed).
+    fn update(&self, retry: bool) -> (bool, String) {
+        let mut cmd = supervisor_cmd(&self.dir.data, &["update"]);
+        if retry {
+            cmd.arg("--retry");
+        }
+        let out_path = self.dir.root().join("update.out");
+        let mut child = cmd
+            .stdout(fs::File::create(&out_path).unwrap())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let status = wait_until(BUILD_DEADLINE, "supervisor update to finish", || {
+            child.try_wait().unwrap()
+        });
+        let mut err = String::new();
+        std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+        let out = fs::read_to_string(out_path).unwrap();
+        (status.success(), format!("{out}{err}"))
+    }
+
+    fn status(&self) -> Value {
+        status_of(&self.dir.data).1.expect("status answers")
+    }
+
+    fn ping(&self) -> Value {
+        Conn::connect(&self.dir.sock()).call(&json!({"op": "ping"}))
+    }
+}
+
+fn commit_all(dir: &Path, message: &str) {
+    git(dir, &["add", "-A"]);
+    git(
+        dir,
+        &[
+            "-c",
+            "user.name=test",
+            "-c",
+            "user.email=test@example.invalid",
+            "commit",
+            "-q",
+            "-m",
+            message,
+        ],
+    );
+}
+
+fn append(line: &'static str) -> impl FnOnce(String) -> String {
+    move |text| format!("{text}\n{line}\n")
+}
+
+/// Clients that write all along and count failures.
+struct Load {
+    stop: Arc<AtomicBool>,
+    tally: Arc<Tally>,
+    threads: Vec<std::thread::JoinHandle<u64>>,
+}
+
+impl Load {
+    fn start(sock: PathBuf, clients: usize) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let tally = Arc::new(Tally::default());
+        let threads = (0..clients)
+            .map(|c| {
+                let (stop, tally, sock) = (stop.clone(), tally.clone(), sock.clone());
+                std::thread::spawn(move || {
+                    let mut conn = None;
+                    let (mut n, mut last) = (0u64, 0u64);
+                    while !stop.load(Ordering::Relaxed) {
+                        n += 1;
+                        let req = json!({"op": "put", "id": format!("load-{c}"), "data": n});
+                        if request(&sock, &mut conn, &req, &tally).is_some() {
+                            last = n;
+                        }
+                        // Pace the load so builds get the CPU.
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    last
+                })
+            })
+            .collect();
+        Load {
+            stop,
+            tally,
+            threads,
+        }
+    }
+
+    /// Stops the clients; checks nothing failed and every last write is there.
+    fn finish(self, sock: &Path) {
+        self.stop.store(true, Ordering::Relaxed);
+        let lasts: Vec<u64> = self
+            .threads
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .collect();
+        let t = &self.tally;
+        assert!(t.ok.load(Ordering::Relaxed) > 0, "{t:?}");
+        assert_eq!(
+            t.refused.load(Ordering::Relaxed),
+            0,
+            "refused connections: {t:?}"
+        );
+        assert_eq!(
+            t.failed.load(Ordering::Relaxed),
+            0,
+            "failed requests: {t:?}"
+        );
+        for (c, last) in lasts.iter().enumerate() {
+            let got = Conn::connect(sock).call(&json!({"op": "get", "id": format!("load-{c}")}));
+            assert_eq!(got["session"]["data"], *last, "client {c}");
+        }
+        eprintln!("load during updates: {t:?}");
+    }
+}
+
+#[test]
+fn pushes_deploy_bad_commits_are_held_and_rolled_back() {
+    let p = Project::new();
+    let sup = p.start(&[]);
+    let first_worker = worker_pid(&p.status());
+    let load = Load::start(p.dir.sock(), 4);
+    Conn::connect(&p.dir.sock()).call(&json!({"op": "put", "id": "kept", "data": {"v": 1}}));
+
+    // The seed commit replaces the worker this supervisor was started with.
+    let (ok, out) = p.update(false);
+    assert!(ok, "{out}");
+    let seed = git(&p.dev, &["rev-parse", "HEAD"]);
+    assert_eq!(p.ping()["commit"], seed.as_str());
+    assert_ne!(worker_pid(&p.status()), first_worker);
+
+    // A good push serves, and the clean checkout is fast-forwarded to it.
+    let c1 = p.push(
+        "worker/src/lib.rs",
+        append("// update test: a harmless change"),
+        "harmless",
+    );
+    let (ok, out) = p.update(false);
+    assert!(ok, "{out}");
+    assert!(out.contains(&c1[..12]), "{out}");
+    let s = p.status();
+    assert_eq!(p.ping()["commit"], c1.as_str());
+    assert_eq!(s["worker"]["commit"], c1.as_str());
+    assert_eq!(s["update"]["deployed_commit"], c1.as_str());
+    assert_eq!(git(&p.checkout, &["rev-parse", "HEAD"]), c1);
+    let release = p.dir.data.join("releases").join(&c1).join("worker");
+    assert!(release.is_file());
+    assert_eq!(s["worker"]["binary"], release.to_str().unwrap());
+
+    // A commit that does not compile: held, the old worker serves on.
+    let c2 = p.push(
+        "worker/src/lib.rs",
+        append("compile_error!(\"held on purpose\");"),
+        "broken",
+    );
+    let (ok, out) = p.update(false);
+    assert!(!ok, "{out}");
+    assert!(out.contains("cargo build failed"), "{out}");
+    let s = p.status();
+    assert!(
+        s["update"]["held_commits"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(c2)),
+        "{s}"
+    );
+    assert!(
+        s["update"]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("held on purpose"),
+        "{s}"
+    );
+    assert_eq!(p.ping()["commit"], c1.as_str());
+    // Not rebuilt on the next poll.
+    let builds = sup.log_text("supervisor").matches("building").count();
+    let (ok, out) = p.update(false);
+    assert!(ok, "{out}");
+    assert!(out.contains("held"), "{out}");
+    assert_eq!(
+        sup.log_text("supervisor").matches("building").count(),
+        builds
+    );
+
+    // A later fix deploys.
+    let c3 = p.push(
+        "worker/src/lib.rs",
+        |t| t.replace("compile_error!(\"held on purpose\");", "// fixed"),
+        "fix",
+    );
+    let (ok, out) = p.update(false);
+    assert!(ok, "{out}");
+    assert_eq!(p.ping()["commit"], c3.as_str());
+
+    // A worker that exits at start: rolled back and held.
+    let c4 = p.push(
+        "worker/src/main.rs",
+        |t| t.replacen("fn main() -> ExitCode {", "fn main() -> ExitCode {\n    std::process::exit(7);\n    #[allow(unreachable_code)]", 1),
+        "exits at start",
+    );
+    let (ok, out) = p.update(false);
+    assert!(!ok, "{out}");
+    assert!(out.contains("rolled back"), "{out}");
+    assert!(out.contains("exit code 7"), "{out}");
+    assert_eq!(p.ping()["commit"], c3.as_str());
+    assert!(p.status()["update"]["held_commits"]
+        .as_array()
+        .unwrap()
+        .contains(&json!(c4)));
+
+    // A worker that dies a moment after it is ready: rolled back and held.
+    let c5 = p.push(
+        "worker/src/main.rs",
+        |t| {
+            t.replacen(
+                "    std::process::exit(7);\n    #[allow(unreachable_code)]",
+                "    std::thread::spawn(|| {\n        std::thread::sleep(std::time::Duration::from_millis(1500));\n        std::process::exit(9);\n    });",
+                1,
+            )
+        },
+        "dies after ready",
+    );
+    let (ok, out) = p.update(false);
+    assert!(!ok, "{out}");
+    assert!(out.contains("probation"), "{out}");
+    let s = p.status();
+    assert_eq!(p.ping()["commit"], c3.as_str());
+    assert_eq!(s["worker"]["state"], "ready");
+    assert_eq!(s["update"]["deployed_commit"], c3.as_str());
+    assert!(s["update"]["held_commits"]
+        .as_array()
+        .unwrap()
+        .contains(&json!(c5)));
+
+    load.finish(&p.dir.sock());
+    let kept = Conn::connect(&p.dir.sock()).call(&json!({"op": "get", "id": "kept"}));
+    assert_eq!(kept["session"]["data"]["v"], 1);
+}
+
+#[test]
+fn polling_deploys_a_push_and_faults_never_stop_the_service() {
+    let p = Project::new();
+    let _sup = p.start(&["--poll-interval-ms", "300"]);
+    // Polling alone deploys the seed.
+    let seed = git(&p.dev, &["rev-parse", "HEAD"]);
+    wait_until(BUILD_DEADLINE, "the seed deployed by polling", || {
+        (p.status()["update"]["deployed_commit"] == seed.as_str()).then_some(())
+    });
+    // A push serves within poll + build, with nobody asking.
+    let c1 = p.push("worker/src/lib.rs", append("// polled change"), "polled");
+    let s = wait_until(BUILD_DEADLINE, "the push deployed by polling", || {
+        let s = p.status();
+        (s["update"]["deployed_commit"] == c1.as_str()).then_some(s)
+    });
+    assert_eq!(p.ping()["commit"], c1.as_str());
+    assert!(s["update"]["last_poll_at"].is_string());
+    assert!(s["update"]["last_poll"].is_string());
+
+    // An unreachable remote: an error in status, the worker serves on.
+    git(
+        &p.checkout,
+        &["remote", "set-url", "origin", "/nonexistent/origin.git"],
+    );
+    let errored = wait_until(Duration::from_secs(60), "the fetch error in status", || {
+        let s = p.status();
+        s["update"]["last_error"]
+            .as_str()
+            .filter(|e| e.contains("fetch failed"))
+            .map(|_| s.clone())
+    });
+    assert_eq!(errored["worker"]["state"], "ready");
+    assert_eq!(p.ping()["commit"], c1.as_str());
+    // Back again: the next poll is fine.
+    git(
+        &p.checkout,
+        &["remote", "set-url", "origin", p.origin.to_str().unwrap()],
+    );
+    wait_until(Duration::from_secs(60), "a clean poll", || {
+        let s = p.status();
+        s["update"]["last_error"].is_null().then_some(())
+    });
+}
+
+/// A tiny HTTP server that answers 401 to everything: a remote that asks
+/// for credentials.
+fn start_auth_server(dir: &Path) -> (std::process::Child, u16) {
+    let script = dir.join("auth_server.py");
+    fs::write(
+        &script,
+        r#"import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(401)
+        self.send_header("WWW-Authenticate", 'Basic realm="private"')
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+    def log_message(self, *a):
+        pass
+s = http.server.HTTPServer(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+"#,
+    )
+    .unwrap();
+    let mut child = Command::new("python3")
+        .arg(&script)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    (child, line.trim().parse().unwrap())
+}
+
+#[test]
+fn the_persons_checkout_is_never_touched_and_remotes_never_hang() {
+    let p = Project::new();
+    let _sup = p.start(&[]);
+    let (ok, out) = p.update(false);
+    assert!(ok, "{out}");
+
+    // A remote that asks for credentials: an error, at once, no prompt.
+    let (mut server, port) = start_auth_server(p.dir.root());
+    git(
+        &p.checkout,
+        &[
+            "remote",
+            "set-url",
+            "origin",
+            &format!("http://127.0.0.1:{port}/repo.git"),
+        ],
+    );
+    let (ok, out) = p.update(false);
+    let _ = server.kill();
+    assert!(!ok, "{out}");
+    assert!(out.contains("fetch failed"), "{out}");
+    assert_eq!(p.status()["worker"]["state"], "ready");
+    git(
+        &p.checkout,
+        &["remote", "set-url", "origin", p.origin.to_str().unwrap()],
+    );
+
+    // A dirty checkout: deployed, but the person's edit stays as it is.
+    let readme = p.checkout.join("README.md");
+    let edited = format!(
+        "{}\nlocal edit, not committed\n",
+        fs::read_to_string(&readme).unwrap()
+    );
+    fs::write(&readme, &edited).unwrap();
+    let head = git(&p.checkout, &["rev-parse", "HEAD"]);
+    let c1 = p.push("worker/src/lib.rs", append("// while dirty"), "while dirty");
+    let (ok, out) = p.update(false);
+    assert!(ok, "{out}");
+    assert_eq!(p.ping()["commit"], c1.as_str());
+    assert_eq!(fs::read_to_string(&readme).unwrap(), edited);
+    assert_eq!(git(&p.checkout, &["rev-parse", "HEAD"]), head);
+    let why = p.status()["update"]["checkout"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(why.contains("uncommitted"), "{why}");
+    git(&p.checkout, &["checkout", "--", "README.md"]);
+
+    // A checkout on another branch: left alone, and status says why.
+    git(&p.checkout, &["checkout", "-q", "-b", "feature"]);
+    let c2 = p.push(
+        "worker/src/lib.rs",
+        append("// while on a branch"),
+        "on a branch",
+    );
+    let (ok, out) = p.update(false);
+    assert!(ok, "{out}");
+    assert_eq!(p.ping()["commit"], c2.as_str());
+    assert_eq!(git(&p.checkout, &["rev-parse", "HEAD"]), head);
+    let why = p.status()["update"]["checkout"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(why.contains("feature"), "{why}");
+    git(&p.checkout, &["checkout", "-q", "main"]);
+
+    // A force-pushed branch: the new tip deploys; the checkout, which is
+    // not behind it, is left alone.
+    git(&p.dev, &["reset", "-q", "--hard", "HEAD~1"]);
+    let forced = {
+        fs::write(p.dev.join("worker/src/forced.txt"), "forced\n").unwrap();
+        commit_all(&p.dev, "forced");
+        git(&p.dev, &["push", "-q", "--force", "origin", "HEAD:main"]);
+        git(&p.dev, &["rev-parse", "HEAD"])
+    };
+    let before = git(&p.checkout, &["rev-parse", "HEAD"]);
+    let (ok, out) = p.update(false);
+    assert!(ok, "{out}");
+    assert_eq!(p.ping()["commit"], forced.as_str());
+    // The checkout was fast-forwarded earlier only if it could be.
+    let after = git(&p.checkout, &["rev-parse", "HEAD"]);
+    assert!(
+        after == before || after == forced,
+        "the checkout moved to {after}"
+    );
+}
+
+#[test]
+fn a_supervisor_change_replaces_it_in_place_and_a_restart_runs_the_deployed_release() {
+    let p = Project::new();
+    let mut sup = p.start(&[]);
+    let (ok, out) = p.update(false);
+    assert!(ok, "{out}");
+    let pid = sup.pid();
+    let load = Load::start(p.dir.sock(), 2);
+    let before = p.status();
+    let c1 = p.push(
+        "supervisor/src/lib.rs",
+        append("// a supervisor change"),
+        "supervisor change",
+    );
+    let (ok, out) = p.update(false);
+    assert!(ok, "{out}");
+    let after = wait_until(
+        Duration::from_secs(60),
+        "the re-executed supervisor",
+        || {
+            let s = p.status();
+            (s["supervisor"]["commit"] == c1.as_str()).then_some(s)
+        },
+    );
+    assert_eq!(
+        after["supervisor"]["pid"], pid,
+        "the supervisor kept its pid"
+    );
+    assert!(sup.try_exit().is_none(), "the supervisor process exited");
+    assert_eq!(after["worker"]["commit"], c1.as_str());
+    assert!(
+        after["supervisor"]["uptime_secs"].as_u64() >= before["supervisor"]["uptime_secs"].as_u64()
+    );
+    let wpid = worker_pid(&after);
+    let log = sup.log_text("supervisor");
+    assert!(
+        log.contains(&format!(
+            "supervisor re-executed; the worker kept serving worker={wpid}"
+        )),
+        "{log}"
+    );
+    load.finish(&p.dir.sock());
+
+    // SIGTERM, then start again the way launchd would: the deployed
+    // release runs, not the older binaries.
+    sup.signal(Signal::SIGTERM);
+    assert!(sup.wait_exit().success());
+    let _again = p.start(&[]);
+    let s = p.status();
+    assert_eq!(s["worker"]["commit"], c1.as_str());
+    assert_eq!(s["supervisor"]["commit"], c1.as_str());
+    let release = p.dir.data.join("releases").join(&c1);
+    assert_eq!(
+        s["worker"]["binary"],
+        release.join("worker").to_str().unwrap()
+    );
+}
