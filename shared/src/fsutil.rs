@@ -57,6 +57,25 @@ pub fn atomic_write(
     result
 }
 
+/// Removes a socket file left by a dead process; refuses to remove
+/// anything that is not a socket. Call only while holding the lock that
+/// says no live process can be listening on it.
+pub fn remove_stale_socket(path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => fs::remove_file(path),
+        Ok(_) => Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!(
+                "{} exists and is not a socket; move it away",
+                path.display()
+            ),
+        )),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// Removes temp files a crash left in `dir`; returns their names.
 pub fn remove_leftover_temps(dir: &Path) -> io::Result<Vec<String>> {
     let mut removed = Vec::new();

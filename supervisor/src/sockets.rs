@@ -3,7 +3,7 @@
 use std::fs;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use nix::sys::socket::{
@@ -14,26 +14,10 @@ use nix::sys::socket::{
 /// restart). Set explicitly: macOS defaults to 128.
 pub const BACKLOG: i32 = 1024;
 
-/// Removes a leftover socket file; refuses to remove anything else.
-pub fn remove_stale(path: &Path) -> io::Result<()> {
-    match fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_socket() => fs::remove_file(path),
-        Ok(_) => Err(io::Error::new(
-            io::ErrorKind::AlreadyExists,
-            format!(
-                "{} exists and is not a socket; move it away",
-                path.display()
-            ),
-        )),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
 /// A listening Unix socket at `path` (mode 0600, CLOEXEC, blocking: each
 /// worker sets its own mode on its copy).
 pub fn bind_listener(path: &Path) -> io::Result<OwnedFd> {
-    remove_stale(path)?;
+    shared::fsutil::remove_stale_socket(path)?;
     let fd = socket(
         AddressFamily::Unix,
         SockType::Stream,

@@ -199,6 +199,22 @@ pub struct Tally {
     pub retried: AtomicU64,
 }
 
+impl Tally {
+    /// Asserts that no connection was refused and no request failed.
+    pub fn assert_clean(&self) {
+        assert_eq!(
+            self.refused.load(Ordering::Relaxed),
+            0,
+            "refused connections: {self:?}"
+        );
+        assert_eq!(
+            self.failed.load(Ordering::Relaxed),
+            0,
+            "failed requests: {self:?}"
+        );
+    }
+}
+
 /// One request on `conn`, reconnecting once when the connection was closed
 /// before any answer (a worker being replaced closes kept-alive connections
 /// between requests; a request it did not answer was not executed).

@@ -10,7 +10,7 @@ use std::fs;
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use nix::sys::socket::{getsockopt, sockopt};
 
@@ -124,31 +124,13 @@ pub fn listen(source: ListenSource) -> io::Result<(tokio::net::UnixListener, Opt
             Ok((tokio::net::UnixListener::from_std(std_listener)?, None))
         }
         ListenSource::Bind(path) => {
-            remove_stale_socket(&path)?;
+            // The store lock is held: no live worker listens on it.
+            shared::fsutil::remove_stale_socket(&path)?;
             let listener = tokio::net::UnixListener::bind(&path).map_err(|e| {
                 io::Error::new(e.kind(), format!("cannot bind {}: {e}", path.display()))
             })?;
             fs::set_permissions(&path, fs::Permissions::from_mode(0o600))?;
             Ok((listener, Some(path)))
         }
-    }
-}
-
-/// Removes a socket file left by a dead worker. Only called with the
-/// store lock held, so no live worker can be listening on it. Refuses to
-/// remove anything that is not a socket.
-fn remove_stale_socket(path: &Path) -> io::Result<()> {
-    use std::os::unix::fs::FileTypeExt;
-    match fs::symlink_metadata(path) {
-        Ok(meta) if meta.file_type().is_socket() => fs::remove_file(path),
-        Ok(_) => Err(io::Error::new(
-            io::ErrorKind::AlreadyExists,
-            format!(
-                "{} exists and is not a socket; move it away",
-                path.display()
-            ),
-        )),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
     }
 }

@@ -106,18 +106,24 @@ fn wait_until_unloaded(target: &str) -> Result<(), InstallError> {
     Ok(())
 }
 
-/// Replaces a loaded agent with the one in `plist`: bootout (failing when
-/// nothing is loaded, which is fine), enable (bootstrap refuses an agent
-/// that was switched off), bootstrap.
-pub fn load(runner: &Runner, plist: &Path) -> Result<(), InstallError> {
-    let target = service_target();
-    let bootout = runner.run("launchctl", &["bootout", &target])?;
+/// Unloads the agent; failing when nothing is loaded, which is fine.
+fn bootout(runner: &Runner, target: &str) -> Result<(), InstallError> {
+    let bootout = runner.run("launchctl", &["bootout", target])?;
     if !bootout.success && !runner.dry_run {
         println!(
             "(bootout: {}; taken to mean the agent was not loaded)",
             bootout.stderr
         );
     }
+    Ok(())
+}
+
+/// Replaces a loaded agent with the one in `plist`: bootout (failing when
+/// nothing is loaded, which is fine), enable (bootstrap refuses an agent
+/// that was switched off), bootstrap.
+pub fn load(runner: &Runner, plist: &Path) -> Result<(), InstallError> {
+    let target = service_target();
+    bootout(runner, &target)?;
     if !runner.dry_run {
         wait_until_unloaded(&target)?;
     }
@@ -131,13 +137,7 @@ pub fn load(runner: &Runner, plist: &Path) -> Result<(), InstallError> {
 /// Stops and unloads the agent, then removes its plist.
 pub fn unload(runner: &Runner, plist: &Path) -> Result<(), InstallError> {
     let target = service_target();
-    let bootout = runner.run("launchctl", &["bootout", &target])?;
-    if !bootout.success && !runner.dry_run {
-        println!(
-            "(bootout: {}; taken to mean the agent was not loaded)",
-            bootout.stderr
-        );
-    }
+    bootout(runner, &target)?;
     super::files::remove(plist, runner.dry_run)?;
     Ok(())
 }
