@@ -271,7 +271,12 @@ impl Actor {
             ready,
             parent,
         } = spawned;
-        info!(pid, binary = %bin.display(), candidate = candidate.as_deref().unwrap_or(""), "worker started");
+        match &candidate {
+            Some(commit) => {
+                info!(pid, binary = %bin.display(), commit = %commit, "worker started to try a new commit")
+            }
+            None => info!(pid, binary = %bin.display(), "worker started"),
+        }
         let (stdout_fd, stderr_fd) = (stdout.as_raw_fd(), stderr.as_raw_fd());
         logs::pump(stdout, self.worker_log.clone());
         logs::pump(stderr, self.worker_log.clone());

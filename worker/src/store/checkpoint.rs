@@ -37,6 +37,10 @@ pub fn run(inner: Arc<Inner>, rx: std::sync::mpsc::Receiver<Job>) {
         }
         let started = Instant::now();
         let result = write(&inner, &job).map_err(|e| e.to_string());
+        if result.is_err() {
+            // The writer must not think sessions.json is up to date.
+            inner.snapshot_failed.store(true, Ordering::Release);
+        }
         inner.checkpoint_in_flight.store(false, Ordering::Release);
         let result = result.map(|bytes| CheckpointInfo {
             sessions: job.sessions.len(),

@@ -59,6 +59,8 @@ pub struct Inner {
     pub(crate) sessions: RwLock<Sessions>,
     pub(crate) counters: Counters,
     pub(crate) checkpoint_in_flight: AtomicBool,
+    /// Set by the checkpoint thread when a snapshot failed.
+    pub(crate) snapshot_failed: AtomicBool,
     pub(crate) last_checkpoint_at: Mutex<Option<String>>,
 }
 
@@ -97,6 +99,7 @@ impl Store {
             sessions: RwLock::new(recovered.sessions),
             counters: Counters::default(),
             checkpoint_in_flight: AtomicBool::new(false),
+            snapshot_failed: AtomicBool::new(false),
             last_checkpoint_at: Mutex::new(None),
         });
         inner
@@ -124,6 +127,7 @@ impl Store {
             checkpoints: ckpt_tx,
             options,
             poisoned: None,
+            dirty: recovered.report.replayed_records > 0 || !dir.sessions_json().exists(),
         };
         let writer = std::thread::Builder::new()
             .name("journal-writer".into())

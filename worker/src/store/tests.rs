@@ -211,3 +211,34 @@ fn a_journal_torn_by_a_crash_reopens_with_the_records_before() {
     assert!(again.report.set_aside.is_empty());
     assert_eq!(again.sessions.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpoint_with_nothing_new_writes_nothing() {
+    use std::os::unix::fs::MetadataExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = DataDir::new(tmp.path());
+    let (store, _) = Store::open(&dir, StoreOptions::default()).unwrap();
+    store.put("a".into(), raw("1")).await.unwrap();
+    store.checkpoint().await.unwrap();
+    let inode = std::fs::metadata(dir.sessions_json()).unwrap().ino();
+    let journals_before = journals(&dir);
+    // Nothing new: the same file, no new journal.
+    let info = store.checkpoint().await.unwrap();
+    assert_eq!(info.sessions, 1);
+    assert_eq!(std::fs::metadata(dir.sessions_json()).unwrap().ino(), inode);
+    assert_eq!(journals(&dir), journals_before);
+    assert_eq!(store.stats().checkpoints, 1);
+    // A write makes the next one real.
+    store.put("b".into(), raw("2")).await.unwrap();
+    store.checkpoint().await.unwrap();
+    assert_ne!(std::fs::metadata(dir.sessions_json()).unwrap().ino(), inode);
+    assert_eq!(store.stats().checkpoints, 2);
+    // A clean stop after that rewrites nothing either.
+    let inode = std::fs::metadata(dir.sessions_json()).unwrap().ino();
+    store.close().await.unwrap();
+    assert_eq!(std::fs::metadata(dir.sessions_json()).unwrap().ino(), inode);
+    drop(store);
+    let (store, report) = Store::open(&dir, StoreOptions::default()).unwrap();
+    assert_eq!(report.replayed_records, 0);
+    assert_eq!(store.len(), 2);
+}

@@ -69,6 +69,9 @@ pub struct Writer {
     /// Set after a failed journal write or fsync: acknowledging anything
     /// more could lie (the kernel may have dropped the dirty pages).
     pub poisoned: Option<String>,
+    /// Whether the journal holds writes that `sessions.json` lacks. A
+    /// checkpoint with nothing new answers at once and writes nothing.
+    pub dirty: bool,
 }
 
 impl Writer {
@@ -162,10 +165,32 @@ impl Writer {
         }
         let due = self.journal.written() > self.compaction_threshold()
             && !self.inner.checkpoint_in_flight.load(Ordering::Acquire);
-        if !checkpoint_waiters.is_empty() || due {
+        if self.inner.snapshot_failed.swap(false, Ordering::AcqRel) {
+            self.dirty = true;
+        }
+        if due || (self.dirty && !checkpoint_waiters.is_empty()) {
             self.start_checkpoint(checkpoint_waiters);
+        } else if !checkpoint_waiters.is_empty() {
+            let info = self.unchanged();
+            for w in checkpoint_waiters {
+                let _ = w.send(Ok(info.clone()));
+            }
         }
         None
+    }
+
+    /// What a checkpoint with nothing new reports.
+    fn unchanged(&self) -> CheckpointInfo {
+        CheckpointInfo {
+            sessions: self
+                .inner
+                .sessions
+                .read()
+                .expect("session map lock poisoned")
+                .len(),
+            bytes: self.inner.counters.snapshot_bytes.load(Ordering::Relaxed),
+            took: std::time::Duration::ZERO,
+        }
     }
 
     fn make_durable(
@@ -212,6 +237,7 @@ impl Writer {
                 }
             }
         }
+        self.dirty = true;
         let c = &self.inner.counters;
         c.commits.fetch_add(1, Ordering::Relaxed);
         c.writes.fetch_add(acks.len() as u64, Ordering::Relaxed);
@@ -259,6 +285,7 @@ impl Writer {
             }
         };
         let covered = std::mem::replace(&mut self.journal, next);
+        self.dirty = false;
         self.inner
             .counters
             .journal_bytes
@@ -294,6 +321,21 @@ impl Writer {
     /// first so that the next start has nothing to replay and nothing to
     /// create; if that fails the snapshot covers the current journal too.
     fn close(mut self, waiters: Vec<CheckpointReply>) {
+        if self.inner.snapshot_failed.swap(false, Ordering::AcqRel) {
+            self.dirty = true;
+        }
+        if !self.dirty && !self.inner.checkpoint_in_flight.load(Ordering::Acquire) {
+            // sessions.json already holds everything: nothing to rewrite.
+            let info = self.unchanged();
+            info!(
+                sessions = info.sessions,
+                "nothing new since the last snapshot"
+            );
+            for w in waiters {
+                let _ = w.send(Ok(info.clone()));
+            }
+            return;
+        }
         let dir = self.inner.dir.journal_dir();
         let next = self.journal.generation + 1;
         let covered = match JournalFile::create(&dir, next, self.options.prealloc_chunk) {
