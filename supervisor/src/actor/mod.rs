@@ -3,7 +3,10 @@
 //! Everything else sends it messages and awaits a reply.
 
 mod deploy;
+mod events;
 pub mod handover;
+mod lifecycle;
+mod report;
 mod watch;
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
@@ -16,11 +19,11 @@ use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, oneshot};
-use tracing::{error, info, warn};
+use tracing::{error, info};
 
 use crate::backoff::Backoff;
 use crate::logs::{self, Sink};
-use crate::status::{PathsStatus, Status, SupervisorStatus, UpdateStatus, WorkerStatus};
+use crate::status::Status;
 use crate::{binary, spawn, RunConfig};
 pub use deploy::DeployError;
 pub use watch::describe_exit;
@@ -316,198 +319,6 @@ impl Actor {
         }
     }
 
-    fn on_event(&mut self, event: Event) {
-        match event {
-            Event::Ready { generation, commit } => self.on_ready(generation, commit),
-            Event::Exited { generation, status } => {
-                if self.phase.running().map(|r| r.generation) == Some(generation) {
-                    self.on_exit(describe_exit(&status));
-                }
-            }
-        }
-    }
-
-    fn on_ready(&mut self, generation: u64, commit: Option<String>) {
-        let phase = std::mem::replace(&mut self.phase, Phase::Stopped);
-        self.phase = match phase {
-            Phase::Starting(mut run) if run.generation == generation => {
-                let now = Instant::now();
-                run.ready_at = Some(now);
-                run.ready_deadline = None;
-                run.commit = commit;
-                if run.candidate.is_some() {
-                    run.probation_until = Some(now + self.cfg.probation);
-                } else {
-                    self.good_bin = Some(run.binary.clone());
-                    self.finish_rollback();
-                }
-                info!(
-                    pid = run.pid,
-                    commit = run.commit.as_deref().unwrap_or("unknown"),
-                    probation = run.candidate.is_some(),
-                    "worker ready"
-                );
-                let done = RestartDone {
-                    pid: run.pid,
-                    commit: run.commit.clone(),
-                };
-                for w in self.waiters.drain(..) {
-                    let _ = w.send(Ok(done.clone()));
-                }
-                self.next_checkpoint = Some(now + self.cfg.checkpoint_interval);
-                Phase::Ready(run)
-            }
-            other => other,
-        };
-    }
-
-    fn on_exit(&mut self, how: String) {
-        let phase = std::mem::replace(&mut self.phase, Phase::Stopped);
-        self.last_exit = Some(how.clone());
-        match phase {
-            Phase::Stopping { run, then, .. } => {
-                info!(pid = run.pid, how = %how, "worker stopped");
-                if run.candidate.is_some() {
-                    self.deploy_failed(DeployError::Interrupted(
-                        "the swap was interrupted by a restart or a stop".into(),
-                    ));
-                }
-                match then {
-                    Then::Restart => self.start_worker(),
-                    Then::Exit => self.phase = Phase::Stopped,
-                }
-            }
-            Phase::Starting(run) | Phase::Ready(run) if run.candidate.is_some() => {
-                self.roll_back(run, &how);
-            }
-            Phase::Starting(run) | Phase::Ready(run) => {
-                let ready_for = run.ready_at.map(|t| t.elapsed());
-                let delay = self.backoff.next_delay(ready_for);
-                warn!(
-                    pid = run.pid,
-                    how = %how,
-                    was_ready = ready_for.is_some(),
-                    restart_in_ms = delay.as_millis() as u64,
-                    "worker died"
-                );
-                if ready_for.is_none() {
-                    self.fail_waiters(&format!("the new worker ended before it was ready: {how}"));
-                    self.finish_rollback();
-                }
-                if delay.is_zero() {
-                    self.start_worker();
-                } else {
-                    self.phase = Phase::Backoff {
-                        until: Instant::now() + delay,
-                    };
-                }
-            }
-            other => self.phase = other,
-        }
-    }
-
-    fn on_deadline(&mut self) {
-        let now = Instant::now();
-        match &mut self.phase {
-            Phase::Starting(run) => {
-                warn!(
-                    pid = run.pid,
-                    timeout_ms = self.cfg.ready_timeout.as_millis() as u64,
-                    "worker not ready in time; killing it"
-                );
-                run.ready_deadline = None;
-                run.timed_out = true;
-                signal_worker(run, Signal::SIGKILL);
-            }
-            Phase::Ready(run) => {
-                if run.probation_until.is_some_and(|p| p <= now) {
-                    self.accept_candidate();
-                } else if self.next_checkpoint.is_some_and(|c| c <= now) {
-                    signal_worker(run, Signal::SIGUSR1);
-                    self.next_checkpoint = Some(now + self.cfg.checkpoint_interval);
-                }
-            }
-            Phase::Backoff { .. } => self.start_worker(),
-            Phase::Stopping { run, kill_at, .. } => {
-                warn!(pid = run.pid, "worker did not stop in time; killing it");
-                *kill_at = None;
-                signal_worker(run, Signal::SIGKILL);
-            }
-            Phase::Stopped => {}
-        }
-    }
-
-    /// Asks the worker to stop gracefully; `then` says what follows.
-    fn begin_stop(&mut self, run: Running, then: Then) {
-        info!(pid = run.pid, "asking the worker to stop");
-        signal_worker(&run, Signal::SIGTERM);
-        self.phase = Phase::Stopping {
-            run,
-            kill_at: Some(Instant::now() + self.cfg.stop_timeout),
-            then,
-        };
-    }
-
-    fn stop(&mut self, why: &str) {
-        info!(signal = why, "stopping the service");
-        self.fail_waiters("the supervisor is stopping");
-        if self.pending.take().is_some() {
-            self.deploy_failed(DeployError::Interrupted(
-                "the supervisor is stopping".into(),
-            ));
-        }
-        let phase = std::mem::replace(&mut self.phase, Phase::Stopped);
-        match phase {
-            Phase::Starting(run) | Phase::Ready(run) => self.begin_stop(run, Then::Exit),
-            Phase::Stopping { run, kill_at, .. } => {
-                self.phase = Phase::Stopping {
-                    run,
-                    kill_at,
-                    then: Then::Exit,
-                }
-            }
-            Phase::Backoff { .. } | Phase::Stopped => self.phase = Phase::Stopped,
-        }
-    }
-
-    fn stopping_for_good(&self) -> bool {
-        matches!(
-            self.phase,
-            Phase::Stopped
-                | Phase::Stopping {
-                    then: Then::Exit,
-                    ..
-                }
-        )
-    }
-
-    fn restart(&mut self, waiter: Option<oneshot::Sender<Result<RestartDone, String>>>) {
-        if let Some(w) = waiter {
-            if self.stopping_for_good() {
-                let _ = w.send(Err("the supervisor is stopping".into()));
-                return;
-            }
-            self.waiters.push(w);
-        }
-        self.replace_worker("graceful worker restart");
-    }
-
-    /// Stops the current worker (or skips a backoff) so a new one starts.
-    fn replace_worker(&mut self, why: &str) {
-        let phase = std::mem::replace(&mut self.phase, Phase::Stopped);
-        match phase {
-            Phase::Ready(run) | Phase::Starting(run) => {
-                info!("{why}");
-                self.begin_stop(run, Then::Restart);
-            }
-            Phase::Backoff { .. } => {
-                info!("{why}: starting now");
-                self.start_worker();
-            }
-            other => self.phase = other,
-        }
-    }
-
     fn on_control(&mut self, request: Control) {
         match request {
             Control::Status(reply) => {
@@ -527,56 +338,6 @@ impl Actor {
                 let result = self.re_exec(&binary, view);
                 let _ = reply.send(result);
             }
-        }
-    }
-
-    fn status(&self) -> Status {
-        let cfg = &self.cfg;
-        let run = self.phase.running();
-        let next_start_in_ms = match &self.phase {
-            Phase::Backoff { until } => {
-                Some(until.saturating_duration_since(Instant::now()).as_millis() as u64)
-            }
-            _ => None,
-        };
-        Status {
-            supervisor: SupervisorStatus {
-                pid: std::process::id(),
-                version: shared::version::VERSION.into(),
-                commit: shared::version::commit_or_null().map(String::from),
-                started_at: self.started_at.clone(),
-                uptime_secs: self.started.elapsed().as_secs(),
-            },
-            worker: WorkerStatus {
-                state: self.phase.name().into(),
-                pid: run.map(|r| r.pid),
-                commit: run.and_then(|r| r.commit.clone()),
-                started_at: run.map(|r| r.started_at.clone()),
-                restarts: self.spawned.saturating_sub(1),
-                last_exit: self.last_exit.clone(),
-                binary: run.map(|r| r.binary.display().to_string()),
-                next_start_in_ms,
-            },
-            sessions: None,
-            update: UpdateStatus {
-                repo: cfg.repo.as_ref().map(|p| p.display().to_string()),
-                branch: cfg.branch.clone(),
-                poll_interval_ms: cfg.poll_interval_ms,
-                last_poll_at: None,
-                last_poll: None,
-                deployed_commit: binary::deployed_release(&cfg.data_dir).map(|(c, _)| c),
-                state: "idle".into(),
-                last_error: None,
-                held_commits: Vec::new(),
-                target_commit: None,
-                step_started_at: None,
-                checkout: None,
-            },
-            paths: PathsStatus {
-                data_dir: cfg.data_dir.root().display().to_string(),
-                log_dir: cfg.log_dir.display().to_string(),
-            },
-            service: Some(crate::install::service_status()),
         }
     }
 }

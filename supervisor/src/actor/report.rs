@@ -1,0 +1,59 @@
+//! The actor's part of `supervisor status`.
+
+use std::time::Instant;
+
+use super::{Actor, Phase};
+use crate::binary;
+use crate::status::{PathsStatus, Status, SupervisorStatus, UpdateStatus, WorkerStatus};
+
+impl Actor {
+    pub(super) fn status(&self) -> Status {
+        let cfg = &self.cfg;
+        let run = self.phase.running();
+        let next_start_in_ms = match &self.phase {
+            Phase::Backoff { until } => {
+                Some(until.saturating_duration_since(Instant::now()).as_millis() as u64)
+            }
+            _ => None,
+        };
+        Status {
+            supervisor: SupervisorStatus {
+                pid: std::process::id(),
+                version: shared::version::VERSION.into(),
+                commit: shared::version::commit_or_null().map(String::from),
+                started_at: self.started_at.clone(),
+                uptime_secs: self.started.elapsed().as_secs(),
+            },
+            worker: WorkerStatus {
+                state: self.phase.name().into(),
+                pid: run.map(|r| r.pid),
+                commit: run.and_then(|r| r.commit.clone()),
+                started_at: run.map(|r| r.started_at.clone()),
+                restarts: self.spawned.saturating_sub(1),
+                last_exit: self.last_exit.clone(),
+                binary: run.map(|r| r.binary.display().to_string()),
+                next_start_in_ms,
+            },
+            sessions: None,
+            update: UpdateStatus {
+                repo: cfg.repo.as_ref().map(|p| p.display().to_string()),
+                branch: cfg.branch.clone(),
+                poll_interval_ms: cfg.poll_interval_ms,
+                last_poll_at: None,
+                last_poll: None,
+                deployed_commit: binary::deployed_release(&cfg.data_dir).map(|(c, _)| c),
+                state: "idle".into(),
+                last_error: None,
+                held_commits: Vec::new(),
+                target_commit: None,
+                step_started_at: None,
+                checkout: None,
+            },
+            paths: PathsStatus {
+                data_dir: cfg.data_dir.root().display().to_string(),
+                log_dir: cfg.log_dir.display().to_string(),
+            },
+            service: Some(crate::install::service_status()),
+        }
+    }
+}
