@@ -12,6 +12,7 @@ pub mod command;
 pub mod git;
 pub mod held;
 pub mod releases;
+mod steps;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,9 +20,9 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
-use crate::actor::{Control, DeployError};
+use crate::actor::Control;
 use crate::binary;
 use crate::RunConfig;
 use build::Staging;
@@ -274,189 +275,21 @@ impl Updater {
         self.actor.send(Control::Status(tx)).await.ok()?;
         rx.await.ok()?.worker.commit
     }
-
-    async fn build(
-        &mut self,
-        git: &Git,
-        repo: &std::path::Path,
-        sha: &str,
-        deployed: Option<&str>,
-    ) -> Result<Built, String> {
-        let Some(cargo) = binary::find_tool("cargo") else {
-            return Err("cargo is not installed or not on PATH".into());
-        };
-        self.step("building", Some(sha));
-        std::fs::create_dir_all(&self.staging.root)
-            .map_err(|e| format!("cannot create {}: {e}", self.staging.root.display()))?;
-        let _lock = build::lock_staging(&self.staging).await?;
-        git.prepare_staging(&self.staging.src(), repo, &self.cfg.branch, sha)
-            .await?;
-        // Does this commit change the supervisor too? Compared with what
-        // serves now; when that cannot be told, build it to be sure.
-        let from = deployed
-            .map(String::from)
-            .or(shared::version::commit_or_null().map(String::from));
-        let supervisor_changed = match from {
-            Some(from) => match git.changed_paths(&self.staging.src(), &from, sha).await {
-                Some(paths) => paths.iter().any(|p| touches_supervisor(p)),
-                None => true,
-            },
-            None => false,
-        };
-        let started = Instant::now();
-        info!(commit = short(sha), supervisor_changed, "building");
-        build::cargo_build(
-            &cargo,
-            &self.staging,
-            &self.cfg.build_profile,
-            sha,
-            supervisor_changed,
-            self.cfg.build_timeout,
-        )
-        .await?;
-        info!(
-            commit = short(sha),
-            took_ms = started.elapsed().as_millis() as u64,
-            "built"
-        );
-        let out = self.staging.out_dir(&self.cfg.build_profile);
-        let worker = self
-            .releases
-            .install(sha, "worker", &out.join("worker"))
-            .map_err(|e| format!("cannot install the worker release: {e}"))?;
-        let supervisor = if supervisor_changed {
-            Some(
-                self.releases
-                    .install(sha, "supervisor", &out.join("supervisor"))
-                    .map_err(|e| format!("cannot install the supervisor release: {e}"))?,
-            )
-        } else {
-            // Which supervisor goes with this release: the one running now.
-            if let Ok(me) = std::env::current_exe() {
-                let record = self.releases.dir.join(sha).join("supervisor-path");
-                let _ = shared::fsutil::atomic_write(&record, |w| {
-                    use std::io::Write;
-                    writeln!(w, "{}", me.display())
-                });
-            }
-            None
-        };
-        Ok(Built { worker, supervisor })
-    }
-
-    async fn swap(
-        &mut self,
-        git: &Git,
-        repo: &std::path::Path,
-        sha: &str,
-        built: Built,
-    ) -> Outcome {
-        self.step("swapping", Some(sha));
-        let (tx, rx) = oneshot::channel();
-        let sent = self
-            .actor
-            .send(Control::Deploy {
-                commit: sha.to_string(),
-                binary: built.worker,
-                reply: tx,
-            })
-            .await;
-        let stopping = || DeployError::Interrupted("the supervisor is stopping".into());
-        let result = match sent {
-            Ok(()) => rx.await.unwrap_or_else(|_| Err(stopping())),
-            Err(_) => Err(stopping()),
-        };
-        match result {
-            Ok(()) => {}
-            Err(DeployError::Failed(e)) => {
-                self.hold(sha, &e);
-                return Outcome::Failed(format!("{} rolled back: {e}", short(sha)));
-            }
-            Err(DeployError::Interrupted(e)) => {
-                return Outcome::Failed(format!(
-                    "{} not deployed: {e}; trying again at the next poll",
-                    short(sha)
-                ));
-            }
-        }
-        if let Err(e) = self.releases.set_deployed(sha) {
-            error!(error = %e, "cannot record the deployed commit");
-            return Outcome::Failed(format!(
-                "{} serves, but recording it failed: {e}",
-                short(sha)
-            ));
-        }
-        if let Err(e) = self.releases.prune(sha) {
-            warn!(error = %e, "cannot delete old releases");
-        }
-        self.set(|v| v.deployed_commit = Some(sha.to_string()));
-        self.pull(git, repo, sha).await;
-        if let Some(bin) = built.supervisor {
-            self.reexec = Some(bin);
-            return Outcome::Deployed(format!(
-                "deployed {}; the supervisor now replaces itself with it",
-                short(sha)
-            ));
-        }
-        Outcome::Deployed(format!("deployed {}", short(sha)))
-    }
-
-    /// Asks the actor to re-execute the new supervisor. On success this
-    /// process image is gone; on failure the error shows in status.
-    async fn re_exec(&mut self, binary: PathBuf) {
-        let (tx, rx) = oneshot::channel();
-        let view = self.view.borrow().clone();
-        let request = Control::ReExec {
-            binary,
-            view,
-            reply: tx,
-        };
-        if self.actor.send(request).await.is_err() {
-            return;
-        }
-        if let Ok(Err(e)) = rx.await {
-            error!(error = %e, "the supervisor could not replace itself");
-            self.set(|v| {
-                v.last_error = Some(format!("the supervisor could not replace itself: {e}"))
-            });
-        }
-    }
-
-    async fn pull(&self, git: &Git, repo: &std::path::Path, sha: &str) {
-        let note = match git.pull(repo, &self.cfg.branch, sha).await {
-            Ok(None) => None,
-            Ok(Some(why)) => Some(why),
-            Err(e) => Some(format!("fast-forward failed: {e}")),
-        };
-        if let Some(why) = &note {
-            info!(checkout = %repo.display(), "not pulled: {why}");
-        }
-        self.set(|v| v.checkout = note);
-    }
-
-    fn hold(&mut self, sha: &str, why: &str) {
-        warn!(commit = short(sha), reason = why, "holding commit");
-        if let Err(e) = self.held.add(sha, why) {
-            error!(error = %e, "cannot save the held commits");
-        }
-        let commits = self.held.commits();
-        self.set(|v| v.held_commits = commits);
-    }
 }
 
-struct Built {
+pub(crate) struct Built {
     worker: PathBuf,
     supervisor: Option<PathBuf>,
 }
 
 /// Whether a changed path can change the supervisor binary.
-fn touches_supervisor(path: &str) -> bool {
+pub(crate) fn touches_supervisor(path: &str) -> bool {
     path.starts_with("supervisor/")
         || path.starts_with("shared/")
         || path == "Cargo.lock"
         || path == "Cargo.toml"
 }
 
-fn short(sha: &str) -> &str {
+pub(crate) fn short(sha: &str) -> &str {
     &sha[..12.min(sha.len())]
 }
