@@ -95,7 +95,7 @@ fn journal_after_kill(dir: &TestDir, ids: &[&str]) -> Journal {
         assert_eq!(payload["put"]["id"], *id, "{payload}");
         assert_eq!(payload["put"]["data"], json!({"id": id}), "{payload}");
     }
-    assert_eq!(bytes.len() % (8 << 20), 0, "preallocated in 8 MiB chunks");
+    assert_eq!(bytes.len() % (1 << 20), 0, "preallocated in 1 MiB chunks");
     Journal {
         path,
         name,

@@ -104,6 +104,10 @@ async fn refuse(mut stream: UnixStream, max: usize) {
     let _ = stream.shutdown().await;
 }
 
+/// How long a stopping worker waits for the first request of a
+/// connection it has accepted but not yet heard from.
+const FIRST_REQUEST_GRACE: Duration = Duration::from_millis(200);
+
 enum Line {
     /// A whole line is in the buffer (newline removed).
     Complete,
@@ -179,10 +183,18 @@ async fn connection(
     let mut reader = BufReader::with_capacity(64 * 1024, r);
     let mut writer = BufWriter::with_capacity(64 * 1024, w);
     let mut buf = Vec::new();
+    let mut answered = false;
     loop {
         let line = if *shutdown.borrow() {
-            // Stopping: answer only what has already arrived.
-            match tokio::time::timeout(Duration::ZERO, read_line(&mut reader, &mut buf)).await {
+            // Stopping: answer what has already arrived. A connection that
+            // has not sent its first request yet was just accepted, so its
+            // request is on the way: give it a moment rather than close it.
+            let grace = if answered || !buf.is_empty() {
+                Duration::ZERO
+            } else {
+                FIRST_REQUEST_GRACE
+            };
+            match tokio::time::timeout(grace, read_line(&mut reader, &mut buf)).await {
                 Ok(line) => line?,
                 Err(_) => break,
             }
@@ -201,6 +213,7 @@ async fn connection(
             Line::Complete => {
                 let response = handle(store, &buf, active).await;
                 buf.clear();
+                answered = true;
                 writer.write_all(&response.to_line()).await?;
                 // Batch answers to pipelined requests, but never hold one
                 // back waiting for a request that has not fully arrived.

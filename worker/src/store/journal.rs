@@ -117,6 +117,21 @@ pub struct Scan {
     pub tail: Tail,
 }
 
+/// The index of the last non-zero byte, if any (a word at a time: the
+/// zero tail of a preallocated journal is most of the file).
+fn last_nonzero(bytes: &[u8]) -> Option<usize> {
+    const WORD: usize = std::mem::size_of::<u64>();
+    let whole = bytes.len() - bytes.len() % WORD;
+    if let Some(i) = bytes[whole..].iter().rposition(|b| *b != 0) {
+        return Some(whole + i);
+    }
+    let mut words = bytes[..whole].chunks_exact(WORD);
+    let last_word = words.rposition(|w| u64::from_ne_bytes(w.try_into().expect("8 bytes")) != 0)?;
+    let at = last_word * WORD;
+    let i = bytes[at..at + WORD].iter().rposition(|b| *b != 0)?;
+    Some(at + i)
+}
+
 /// Reads every record after the header of a journal file's bytes.
 pub fn scan(bytes: &[u8]) -> Scan {
     let mut records = Vec::new();
@@ -127,7 +142,8 @@ pub fn scan(bytes: &[u8]) -> Scan {
     }
     let end = at;
     let rest = &bytes[end..];
-    let tail = match rest.iter().rposition(|b| *b != 0) {
+    // The common case, a clean zero tail, is checked a word at a time.
+    let tail = match last_nonzero(rest) {
         None => Tail::Clean,
         Some(last_nonzero) => {
             let to = end + last_nonzero + 1;
@@ -395,6 +411,22 @@ mod tests {
                 to: end + 100
             }
         );
+    }
+
+    #[test]
+    fn last_nonzero_finds_the_last_set_byte_anywhere() {
+        assert_eq!(last_nonzero(&[]), None);
+        assert_eq!(last_nonzero(&[0; 37]), None);
+        for len in [1usize, 7, 8, 9, 16, 37, 64] {
+            for at in 0..len {
+                let mut b = vec![0u8; len];
+                b[at] = 1;
+                if at > 0 {
+                    b[0] = 9;
+                }
+                assert_eq!(last_nonzero(&b), Some(at), "len {len} at {at}");
+            }
+        }
     }
 
     #[test]

@@ -39,7 +39,10 @@ impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
             compact_min_bytes: 64 * 1024 * 1024,
-            prealloc_chunk: 8 * 1024 * 1024,
+            // Small enough that a start reads and checks it in about a
+            // millisecond; large enough that growing it (a write of zeros
+            // and a sync) comes once per thousand ~1 KB writes.
+            prealloc_chunk: 1024 * 1024,
         }
     }
 }
