@@ -215,9 +215,7 @@ pub fn log_filter() -> Result<String, ConfigError> {
     if text.trim().is_empty() {
         return Ok("info".into());
     }
-    tracing_subscriber::EnvFilter::builder()
-        .parse(text)
-        .map_err(|e| err(format!("not a valid log filter: {e}")))?;
+    crate::logging::parse_filter(text).map_err(|e| err(format!("not a valid log filter: {e}")))?;
     Ok(text.to_string())
 }
 

@@ -11,7 +11,6 @@ use std::time::{Duration, SystemTime};
 
 use tracing::{info, warn};
 use tracing_subscriber::fmt::MakeWriter;
-use tracing_subscriber::EnvFilter;
 
 use daily::DailyFile;
 
@@ -73,15 +72,7 @@ pub fn init(dir: &Path, filter: &str) -> std::io::Result<Logs> {
     shared::paths::ensure_private_dir(dir)?;
     let echo = std::io::stderr().is_terminal();
     let own = Sink::new(dir, "supervisor", echo);
-    let filter = EnvFilter::builder()
-        .parse(filter)
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(own)
-        .with_ansi(false)
-        .with_target(false)
-        .try_init();
+    shared::logging::init(filter, own, false);
     Ok(Logs {
         dir: dir.to_path_buf(),
         worker: Sink::new(dir, "worker", echo),
