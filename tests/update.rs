@@ -603,3 +603,39 @@ fn a_supervisor_change_replaces_it_in_place_and_a_restart_runs_the_deployed_rele
         release.join("worker").to_str().unwrap()
     );
 }
+
+#[test]
+fn commits_that_land_during_a_build_win() {
+    let p = Project::new();
+    let sup = p.start(&[]);
+    let (ok, out) = p.update(false);
+    assert!(ok, "{out}");
+    let c1 = p.push("worker/src/lib.rs", append("// first of two"), "first");
+    let updating = {
+        let data = p.dir.data.clone();
+        std::thread::spawn(move || supervisor_cmd(&data, &["update"]).output().unwrap())
+    };
+    // While c1 builds, c2 lands.
+    wait_until(BUILD_DEADLINE, "the build of the first commit", || {
+        let s = p.status();
+        (s["update"]["state"] == "building" && s["update"]["target_commit"] == c1.as_str())
+            .then_some(())
+    });
+    let c2 = p.push("worker/src/lib.rs", append("// second of two"), "second");
+    let out = updating.join().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains(&c2[..12]), "{text}");
+    assert_eq!(p.ping()["commit"], c2.as_str());
+    let log = sup.log_text("supervisor");
+    assert!(log.contains("the branch moved during the build"), "{log}");
+    let tried: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("worker started to try a new commit"))
+        .collect();
+    assert!(tried.iter().any(|l| l.contains(&c2)), "{log}");
+    assert!(
+        !tried.iter().any(|l| l.contains(&c1)),
+        "c1 was swapped in: {log}"
+    );
+}
