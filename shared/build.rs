@@ -20,17 +20,20 @@ fn git(args: &[&str]) -> Option<String> {
 
 fn main() {
     println!("cargo:rerun-if-env-changed=SECOND_BRAIN_COMMIT");
-    // Rebuild when HEAD moves: HEAD itself, the ref it points to, packed refs.
-    for name in ["HEAD", "packed-refs"] {
-        if let Some(path) = git(&["rev-parse", "--git-path", name]) {
-            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
-            println!("cargo:rerun-if-changed={}", path.display());
-        }
-    }
+    // Rebuild when HEAD moves: HEAD itself, the ref it points to, packed
+    // refs. Only files that exist: cargo counts a missing one as changed and
+    // would rebuild every time. (A loose ref that gets packed disappears,
+    // which triggers a rebuild, which then watches packed-refs.)
+    let mut watched = vec!["HEAD".to_string(), "packed-refs".to_string()];
     if let Some(head_ref) = git(&["symbolic-ref", "-q", "HEAD"]) {
-        if let Some(path) = git(&["rev-parse", "--git-path", &head_ref]) {
+        watched.push(head_ref);
+    }
+    for name in watched {
+        if let Some(path) = git(&["rev-parse", "--git-path", &name]) {
             let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
-            println!("cargo:rerun-if-changed={}", path.display());
+            if path.exists() {
+                println!("cargo:rerun-if-changed={}", path.display());
+            }
         }
     }
     let commit = std::env::var("SECOND_BRAIN_COMMIT")

@@ -54,7 +54,11 @@ pub async fn cargo_build(
     args.push(OsStr::new("--target-dir"));
     args.push(target.as_os_str());
     let mut cmd = command::command(cargo, &args, &staging.src());
-    cmd.env("SECOND_BRAIN_COMMIT", sha);
+    cmd.env("SECOND_BRAIN_COMMIT", sha)
+        // Incremental even in release: a typical push rebuilds in about a
+        // second instead of eight (measured by the update benchmark), at
+        // the price of some cache in the staging target dir.
+        .env("CARGO_PROFILE_RELEASE_INCREMENTAL", "true");
     let short = &sha[..12.min(sha.len())];
     let done = command::run(cmd, timeout, |line| info!(commit = short, "cargo: {line}"))
         .await
