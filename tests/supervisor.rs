@@ -421,3 +421,27 @@ fn shared_day() -> String {
         .unwrap();
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
+
+#[test]
+fn sighup_restarts_the_worker_and_checkpoints_come_on_their_own() {
+    let dir = TestDir::new();
+    let mut sup = Supervisor::start(&dir, &["--checkpoint-interval-ms", "200"]);
+    let first = sup.wait_ready();
+    // Checkpoints: sessions.json catches up without anyone asking.
+    Conn::connect(&sup.sock()).call(&json!({"op": "put", "id": "ticked", "data": 7}));
+    wait_until(DEADLINE, "the periodic checkpoint", || {
+        let bytes = fs::read(dir.sessions_json()).ok()?;
+        let doc: Value = serde_json::from_slice(&bytes).ok()?;
+        (doc["sessions"]["ticked"]["data"] == 7).then_some(())
+    });
+    // SIGHUP is `supervisor restart`.
+    sup.signal(Signal::SIGHUP);
+    let after = sup.wait_worker("a worker restarted by SIGHUP", |s| {
+        worker_pid(s) != worker_pid(&first) && s["worker"]["state"] == "ready"
+    });
+    assert_eq!(after["worker"]["restarts"], 1);
+    assert_eq!(after["worker"]["last_exit"], "exit code 0");
+    assert_eq!(after["supervisor"]["pid"], sup.pid());
+    let got = Conn::connect(&sup.sock()).call(&json!({"op": "get", "id": "ticked"}));
+    assert_eq!(got["session"]["data"], 7);
+}
