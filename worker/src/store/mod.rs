@@ -147,22 +147,32 @@ impl Store {
 
     /// Creates or replaces a session; returns once it is durable.
     pub async fn put(&self, id: String, data: Box<RawValue>) -> Result<Arc<Session>, ApiError> {
+        let updated_at = shared::time::now_rfc3339();
+        let record = record::encode_put(&id, &data, &updated_at);
         let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Command::Put { id, data, reply })
-            .await
-            .map_err(|_| closed())?;
-        rx.await.map_err(|_| closed())?
+        let cmd = Command::Put {
+            id,
+            data,
+            updated_at,
+            record,
+            reply,
+        };
+        self.tx.send(cmd).await.map_err(|_| closed())?;
+        // The replaced session is freed here, not on the writer thread.
+        let (session, _replaced) = rx.await.map_err(|_| closed())??;
+        Ok(session)
     }
 
     /// Deletes a session; returns once the deletion is durable.
     pub async fn delete(&self, id: String) -> Result<(), ApiError> {
+        let record = record::encode_del(&id);
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Command::Delete { id, reply })
+            .send(Command::Delete { id, record, reply })
             .await
             .map_err(|_| closed())?;
-        rx.await.map_err(|_| closed())?
+        let _removed = rx.await.map_err(|_| closed())??;
+        Ok(())
     }
 
     /// One session, if it exists.

@@ -5,7 +5,6 @@ use std::fs;
 use std::io::{self, Write};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use shared::fsutil::{fsync_dir, remove_leftover_temps};
@@ -185,8 +184,14 @@ pub fn recover(dir: &DataDir, chunk: u64) -> Result<Recovered, OpenError> {
                     }
                 })?;
             match op {
-                JournalOp::Put(s) => {
-                    sessions.insert(s.id.clone(), Arc::new(s));
+                JournalOp::Put(r) => {
+                    super::record::apply_put(
+                        &mut sessions,
+                        r.id,
+                        r.data,
+                        r.updated_at,
+                        r.created_at,
+                    );
                 }
                 JournalOp::Del(id) => {
                     sessions.remove(&id);

@@ -242,3 +242,54 @@ async fn a_checkpoint_with_nothing_new_writes_nothing() {
     assert_eq!(report.replayed_records, 0);
     assert_eq!(store.len(), 2);
 }
+
+#[test]
+fn a_journal_of_the_first_release_still_replays() {
+    // Written by the first release: put records carried `created_at`.
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/data/journal-first-release.journal");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = DataDir::new(tmp.path());
+    shared::paths::ensure_private_dir(&dir.journal_dir()).unwrap();
+    std::fs::copy(&fixture, dir.journal_dir().join(journal::file_name(1))).unwrap();
+    let recovered = recovery::recover(&dir, 4096).unwrap();
+    assert_eq!(recovered.report.replayed_records, 5);
+    let s = &recovered.sessions;
+    assert_eq!(s.len(), 2);
+    assert_eq!(s["user-1"].created_at, "2026-11-24T06:00:00.123Z");
+    assert_eq!(s["user-1"].updated_at, "2026-11-24T06:05:00.456Z");
+    assert_eq!(s["user-1"].data.get(), r#"{"title":"Planning","n":2}"#);
+    assert!(!s.contains_key("gone"));
+    assert_eq!(s["team:alpha@host.local"].data.get(), "[1,2,3]");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_derives_created_at_exactly_as_the_writer_did() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = DataDir::new(tmp.path());
+    let (first, second, recreated);
+    {
+        let (store, _) = Store::open(&dir, small()).unwrap();
+        first = store.put("k".into(), raw("1")).await.unwrap();
+        second = store.put("k".into(), raw("2")).await.unwrap();
+        store.delete("k".into()).await.unwrap();
+        recreated = store.put("k".into(), raw("3")).await.unwrap();
+        store.put("other".into(), raw("0")).await.unwrap();
+        // A checkpoint, then a crash before the covered journal is gone
+        // would replay these records on top of the snapshot: same result.
+    }
+    assert_eq!(first.created_at, second.created_at);
+    assert_eq!(recreated.created_at, recreated.updated_at);
+    let (store, _) = Store::open(&dir, small()).unwrap();
+    let k = store.get("k").unwrap();
+    assert_eq!(k.created_at, recreated.created_at);
+    assert_eq!(k.updated_at, recreated.updated_at);
+    assert_eq!(k.data.get(), "3");
+    // Replaying the same journal again on top of its own result changes nothing.
+    store.checkpoint().await.unwrap();
+    drop(store);
+    let snapshot = std::fs::read(dir.sessions_json()).unwrap();
+    let recovered = recovery::recover(&dir, 64 * 1024).unwrap();
+    assert_eq!(recovered.sessions["k"].created_at, recreated.created_at);
+    assert_eq!(std::fs::read(dir.sessions_json()).unwrap(), snapshot);
+}
