@@ -32,6 +32,10 @@
 //! | `BENCH_RESTORE_REPS`     | `--restore-reps N`     | 3 (the median is reported)           |
 //! | `BENCH_TMPDIR`           | `--tmpdir DIR`         | /tmp                                 |
 //!
+//! Every cell's time is split into `rounds` slices and, within a round, all
+//! sizes and designs take their turn before the next round starts, so a
+//! busy neighbour or a slow stretch of the disk hits every cell alike.
+//!
 //! After each slice of ours (in-process or through the worker) the bench
 //! waits for a checkpoint the slice started to finish and counts that wait
 //! in ours' time, so a snapshot written in the background never lands on
@@ -228,8 +232,11 @@ fn raw(json: String) -> Box<RawValue> {
     RawValue::from_string(json).expect("the payload is valid JSON")
 }
 
-fn rng_for(writer: usize, sessions: usize) -> StdRng {
-    StdRng::seed_from_u64(((writer as u64) << 32) ^ sessions as u64)
+/// A different key sequence for every writer of every slice.
+fn rng_for(writer: usize) -> StdRng {
+    static SLICES: AtomicU64 = AtomicU64::new(0);
+    let slice = SLICES.fetch_add(1, Ordering::Relaxed);
+    StdRng::seed_from_u64((slice << 16) ^ writer as u64)
 }
 
 // ---------------------------------------------------------------- measuring
@@ -258,8 +265,8 @@ impl Measured {
     }
 }
 
-/// Lets writers run `warmup` unmeasured, then counts completions over
-/// `seconds` of wall-clock time.
+/// Lets writers run `slice.warmup` unmeasured, then counts the writes
+/// completed over `slice.measured` of wall-clock time.
 fn measure_window(done: &AtomicU64, slice: Slice) -> Measured {
     std::thread::sleep(slice.warmup);
     let (c0, t0) = (done.load(Ordering::Relaxed), Instant::now());
@@ -289,7 +296,7 @@ where
         .map(|w| {
             let (put, stop, done) = (put.clone(), stop.clone(), done.clone());
             rt.spawn(async move {
-                let mut rng = rng_for(w, sessions);
+                let mut rng = rng_for(w);
                 let mut seq = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     put(session_id(rng.gen_range(0..sessions)), payload(w, seq)).await;
@@ -326,7 +333,7 @@ where
             let mut put = make(w);
             let (stop, done) = (stop.clone(), done.clone());
             std::thread::spawn(move || {
-                let mut rng = rng_for(w, sessions);
+                let mut rng = rng_for(w);
                 let mut seq = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     put(session_id(rng.gen_range(0..sessions)), payload(w, seq));
@@ -352,7 +359,7 @@ fn median(mut xs: Vec<Duration>) -> Duration {
 // ---------------------------------------------------------------- (a) ours
 
 /// Puts `n` sessions through the Store API (4,096 in flight), then closes
-/// the store, which writes `sessions.json` and drops the journals.
+/// the store, which writes `sessions.json` (nothing left to replay).
 fn populate_ours(rt: &Runtime, dir: &DataDir, n: usize) {
     let (store, _) = Store::open(dir, StoreOptions::default()).expect("open a new store");
     rt.block_on(async {
@@ -589,7 +596,7 @@ fn naive_cell(
         for w in 0..writers {
             let (started, done) = (&started, &done);
             s.spawn(move || {
-                let mut rng = rng_for(w, sessions);
+                let mut rng = rng_for(w);
                 let mut seq = 0u64;
                 while Instant::now() < deadline
                     && started.fetch_add(1, Ordering::Relaxed) < max_writes
@@ -1189,24 +1196,29 @@ fn main() {
     ));
 
     let largest = *cfg.sizes.iter().max().expect("at least one size");
-    let mut restore = None;
     let slice = cfg.slice();
+    let mut setups = Vec::new();
     for &n in &cfg.sizes {
-        eprintln!("{} sessions:", thousands(n as f64));
-        let mut setup = Setup::new(&rt, &cfg, base, n, &log, &mut results);
-        settle();
-        // Designs interleaved within each round, so that a slow stretch of
-        // the disk hits them all alike.
-        let mut acc: BTreeMap<(Design, usize), Acc> = BTreeMap::new();
-        for round in 1..=cfg.rounds {
-            for &w in &cfg.writers {
+        eprintln!("setting up {} sessions:", thousands(n as f64));
+        setups.push(Setup::new(&rt, &cfg, base, n, &log, &mut results));
+    }
+    settle();
+    // Every (size, design) pair interleaved within each round, so that a
+    // slow stretch of the disk (or a busy neighbour) hits them all alike
+    // and the ratios stay fair even when the absolute numbers move.
+    let mut acc: BTreeMap<(usize, Design, usize), Acc> = BTreeMap::new();
+    for round in 1..=cfg.rounds {
+        for &w in &cfg.writers {
+            for setup in &mut setups {
+                let n = setup.sessions;
                 for d in Design::ALL {
                     let (mut m, stats, waited) = setup.run(&rt, slice, d, w);
                     m.secs += waited.as_secs_f64();
                     eprintln!(
-                        "    round {round}/{}: {:<30} {:>11}: {:>9} ops/s{}",
+                        "    round {round}/{}: {:<30} {:>7} sessions {:>11}: {:>9} ops/s{}",
                         cfg.rounds,
                         d.label(),
+                        thousands(n as f64),
                         writers_header(w),
                         thousands(m.rate()),
                         if waited > Duration::from_millis(5) {
@@ -1215,7 +1227,7 @@ fn main() {
                             String::new()
                         }
                     );
-                    let a = acc.entry((d, w)).or_default();
+                    let a = acc.entry((n, d, w)).or_default();
                     a.measured.add(m);
                     a.stats = a.stats.add(stats);
                     a.waited += waited;
@@ -1223,30 +1235,36 @@ fn main() {
                 }
             }
         }
-        for ((d, w), a) in acc {
-            let mut note = match d {
-                Design::Sqlite => a.stats.note("transaction"),
-                Design::Naive => {
-                    let mut s = format!("{} whole-file rewrites", a.stats.writes);
-                    if setup.naive_cap != u64::MAX {
-                        s.push_str(&format!(", time-boxed to {} per round", setup.naive_cap));
-                    }
-                    s
+    }
+    let naive_caps: BTreeMap<usize, u64> =
+        setups.iter().map(|s| (s.sessions, s.naive_cap)).collect();
+    for ((n, d, w), a) in acc {
+        let mut note = match d {
+            Design::Sqlite => a.stats.note("transaction"),
+            Design::Naive => {
+                let mut s = format!("{} whole-file rewrites", thousands(a.stats.writes as f64));
+                if naive_caps[&n] != u64::MAX {
+                    s.push_str(&format!(", time-boxed to {} per slice", naive_caps[&n]));
                 }
-                Design::Ours | Design::Socket => a.stats.note("commit"),
-            };
-            if a.waited > Duration::from_millis(5) {
-                note.push_str(&format!(
-                    "; {} waiting for checkpoints counted in",
-                    ms(a.waited)
-                ));
+                s
             }
-            if a.slices.len() > 1 {
-                let each: Vec<String> = a.slices.iter().map(|r| thousands(*r)).collect();
-                note.push_str(&format!("; slices {}/s", each.join(" / ")));
-            }
-            results.record(n, d, w, a.measured, note);
+            Design::Ours | Design::Socket => a.stats.note("commit"),
+        };
+        if a.waited > Duration::from_millis(5) {
+            note.push_str(&format!(
+                "; {} waiting for checkpoints counted in",
+                ms(a.waited)
+            ));
         }
+        if a.slices.len() > 1 {
+            let each: Vec<String> = a.slices.iter().map(|r| thousands(*r)).collect();
+            note.push_str(&format!("; slices {}/s", each.join(" / ")));
+        }
+        results.record(n, d, w, a.measured, note);
+    }
+    let mut restore = None;
+    for setup in setups {
+        let n = setup.sessions;
         let sock_dir = setup.finish(&rt);
         if n == largest && restore.is_none() {
             settle();
