@@ -26,7 +26,7 @@ struct Cli {
     #[arg(long, global = true, value_name = "DIR")]
     data_dir: Option<OsString>,
 
-    /// Write a snapshot once the journal exceeds this many bytes (and the last snapshot's size)
+    /// Write a snapshot once the journal exceeds this many bytes (and twice the last snapshot's size)
     #[arg(long, value_name = "BYTES", default_value_t = StoreOptions::default().compact_min_bytes)]
     compact_min_bytes: u64,
 
