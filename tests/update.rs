@@ -140,6 +140,8 @@ impl Project {
             "dev",
             "--probation-ms",
             "3000",
+            "--supervisor-probation-ms",
+            "1000",
         ];
         all.extend_from_slice(args);
         let all: Vec<String> = all.into_iter().map(String::from).collect();
@@ -580,6 +582,16 @@ fn a_supervisor_change_replaces_it_in_place_and_a_restart_runs_the_deployed_rele
         after["supervisor"]["uptime_secs"].as_u64() >= before["supervisor"]["uptime_secs"].as_u64()
     );
     let wpid = worker_pid(&after);
+    // Once it has run its probation, later starts run it again.
+    let proven = p
+        .dir
+        .data
+        .join("releases")
+        .join(&c1)
+        .join("supervisor-proven");
+    wait_until(Duration::from_secs(60), "the new supervisor proven", || {
+        proven.exists().then_some(())
+    });
     let log = sup.log_text("supervisor");
     assert!(
         log.contains(&format!(

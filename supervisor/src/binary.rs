@@ -121,18 +121,40 @@ pub fn build_sibling_worker() -> Result<PathBuf, String> {
     })
 }
 
+/// Written beside a release's supervisor once it has run for a while
+/// after a self-update: only such a supervisor is started again later.
+pub const PROVEN_MARKER: &str = "supervisor-proven";
+
 /// The supervisor binary of the deployed release: the release's own if the
-/// commit changed the supervisor, else the one that release recorded.
+/// commit changed the supervisor, else the one that release recorded. A
+/// release supervisor that has not proven itself (it crashed soon after
+/// its self-update) is not chosen, so a bad one cannot crash-loop.
 pub fn deployed_supervisor(dir: &DataDir) -> Option<PathBuf> {
     let (commit, _) = deployed_release(dir)?;
     let release = releases_dir(dir).join(&commit);
     let own = release.join("supervisor");
-    if own.is_file() {
-        return Some(own);
+    let candidate = if own.is_file() {
+        own
+    } else {
+        let recorded = std::fs::read_to_string(release.join("supervisor-path")).ok()?;
+        PathBuf::from(recorded.trim())
+    };
+    let in_releases = candidate.starts_with(releases_dir(dir));
+    let proven = candidate.with_file_name(PROVEN_MARKER).is_file();
+    (candidate.is_file() && (!in_releases || proven)).then_some(candidate)
+}
+
+/// Marks the running supervisor, if it is a release's, as proven.
+pub fn mark_proven(dir: &DataDir) {
+    let Ok(me) = std::env::current_exe() else {
+        return;
+    };
+    if me.starts_with(releases_dir(dir)) {
+        let marker = me.with_file_name(PROVEN_MARKER);
+        if !marker.exists() {
+            let _ = shared::fsutil::atomic_write(&marker, |_| Ok(()));
+        }
     }
-    let recorded = std::fs::read_to_string(release.join("supervisor-path")).ok()?;
-    let recorded = PathBuf::from(recorded.trim());
-    recorded.is_file().then_some(recorded)
 }
 
 /// Re-executes the deployed release's supervisor if this is another
@@ -153,4 +175,37 @@ pub fn exec_deployed_supervisor(dir: &DataDir) -> Option<String> {
         .args(std::env::args_os().skip(1))
         .exec();
     Some(format!("{}: {err}", target.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_proven_release_supervisor_is_started_again() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::new(tmp.path());
+        let sha = "a".repeat(40);
+        let release = releases_dir(&dir).join(&sha);
+        std::fs::create_dir_all(&release).unwrap();
+        std::fs::write(release.join("worker"), "w").unwrap();
+        std::fs::write(releases_dir(&dir).join("DEPLOYED"), format!("{sha}\n")).unwrap();
+        // No supervisor of its own, none recorded: nothing to start.
+        assert_eq!(deployed_supervisor(&dir), None);
+        // Its own supervisor, not yet proven: not started.
+        std::fs::write(release.join("supervisor"), "s").unwrap();
+        assert_eq!(deployed_supervisor(&dir), None);
+        std::fs::write(release.join(PROVEN_MARKER), "").unwrap();
+        assert_eq!(deployed_supervisor(&dir), Some(release.join("supervisor")));
+        // A recorded supervisor outside the releases needs no marker.
+        std::fs::remove_file(release.join("supervisor")).unwrap();
+        let installed = tmp.path().join("bin-supervisor");
+        std::fs::write(&installed, "s").unwrap();
+        std::fs::write(
+            release.join("supervisor-path"),
+            format!("{}\n", installed.display()),
+        )
+        .unwrap();
+        assert_eq!(deployed_supervisor(&dir), Some(installed));
+    }
 }

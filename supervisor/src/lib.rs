@@ -47,6 +47,9 @@ pub struct RunConfig {
     pub build_profile: String,
     pub build_timeout: Duration,
     pub git_timeout: Duration,
+    /// How long a self-updated supervisor must run before a later start
+    /// of the service runs it again.
+    pub supervisor_probation: Duration,
 }
 
 /// How long a stopping worker gets before SIGKILL unless `--stop-timeout-ms`
@@ -165,6 +168,15 @@ pub async fn run(
         }
     };
     logs::spawn_retention(logs.dir.clone(), cfg.log_retention_days);
+    // A supervisor that has run this long after a self-update is kept: a
+    // later start of the service runs it again (see binary::deployed_supervisor).
+    {
+        let (dir, proven_after) = (dir.clone(), cfg.supervisor_probation);
+        tokio::spawn(async move {
+            tokio::time::sleep(proven_after).await;
+            binary::mark_proven(&dir);
+        });
+    }
     info!(
         pid = std::process::id(),
         version = shared::version::VERSION,

@@ -113,6 +113,9 @@ struct RunArgs {
     /// Longest git command before it is killed
     #[arg(long, value_name = "MS", default_value_t = 120_000)]
     git_timeout_ms: u64,
+    /// How long a self-updated supervisor must run before later starts use it
+    #[arg(long, value_name = "MS", default_value_t = 30_000)]
+    supervisor_probation_ms: u64,
 }
 
 fn main() -> ExitCode {
@@ -164,6 +167,7 @@ fn resolve(data_dir: DataDir, args: RunArgs) -> Result<RunConfig, ConfigError> {
         build_profile: args.build_profile,
         build_timeout: Duration::from_millis(args.build_timeout_ms),
         git_timeout: Duration::from_millis(args.git_timeout_ms),
+        supervisor_probation: Duration::from_millis(args.supervisor_probation_ms),
     })
 }
 
