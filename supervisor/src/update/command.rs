@@ -64,6 +64,17 @@ async fn collect<R: AsyncRead + Unpin>(r: R, sink: tokio::sync::mpsc::UnboundedS
     }
 }
 
+/// Kills a command's process group when dropped, unless it finished.
+struct GroupKill(Option<u32>);
+
+impl Drop for GroupKill {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0.take() {
+            let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
+        }
+    }
+}
+
 /// Runs `cmd` to its end or until `timeout`, when its whole process group
 /// is killed. `on_line` sees each output line as it comes (for the log).
 pub async fn run(
@@ -72,7 +83,9 @@ pub async fn run(
     mut on_line: impl FnMut(&str),
 ) -> Result<Finished, String> {
     let mut child = cmd.spawn().map_err(|e| format!("cannot start: {e}"))?;
-    let pid = child.id();
+    // Killed as a group on a timeout, and also when this future is dropped
+    // (the supervisor stops mid-build): cargo's compilers go with it.
+    let mut group = GroupKill(child.id());
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     if let Some(out) = child.stdout.take() {
         tokio::spawn(collect(out, tx.clone()));
@@ -93,20 +106,86 @@ pub async fn run(
         child.wait().await
     };
     match tokio::time::timeout(timeout, work).await {
-        Ok(Ok(status)) => Ok(Finished {
-            success: status.success(),
-            status: status.to_string(),
-            output,
-        }),
+        Ok(Ok(status)) => {
+            group.0 = None;
+            Ok(Finished {
+                success: status.success(),
+                status: status.to_string(),
+                output,
+            })
+        }
         Ok(Err(e)) => Err(format!("cannot wait for it: {e}")),
         Err(_) => {
-            if let Some(pid) = pid {
-                let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
-            }
+            drop(group);
             Err(format!(
                 "timed out after {} s; killed it",
                 timeout.as_secs()
             ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gone(pid: i32) -> bool {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Ok(stat) => stat
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z'),
+            Err(_) => true,
+        }
+    }
+
+    async fn grandchild_after(cancel_outside: bool) -> i32 {
+        let tmp = tempfile::tempdir().unwrap();
+        let pidfile = tmp.path().join("pid");
+        let script = format!("sleep 60 & echo $! > {}; wait", pidfile.display());
+        let args = [OsStr::new("-c"), OsStr::new(&script)];
+        let cmd = command(Path::new("/bin/sh"), &args, tmp.path());
+        let inner = Duration::from_millis(if cancel_outside { 60_000 } else { 2_000 });
+        let run = run(cmd, inner, |_| {});
+        if cancel_outside {
+            // The caller gives up (its task is aborted): the future is dropped.
+            let _ = tokio::time::timeout(Duration::from_millis(2_000), run).await;
+        } else {
+            let err = run.await.unwrap_err();
+            assert!(err.contains("timed out"), "{err}");
+        }
+        std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_timeout_kills_the_whole_process_group() {
+        let pid = grandchild_after(false).await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !gone(pid) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "grandchild {pid} survived"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn dropping_the_run_kills_the_whole_process_group() {
+        let pid = grandchild_after(true).await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !gone(pid) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "grandchild {pid} survived"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 }
