@@ -53,6 +53,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::*;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
@@ -72,23 +75,6 @@ const TARGET_STATUS_MS: f64 = 6.0;
 /// restarts and the end counts as no growth (allocator noise).
 const GROWTH_TOLERANCE_KIB: u64 = 64;
 
-/// Variables of ours a child must not inherit from the caller.
-const CHILD_ENV: &[&str] = &[
-    "SECOND_BRAIN_DATA_DIR",
-    "SECOND_BRAIN_WORKER_BIN",
-    "SECOND_BRAIN_REPO",
-    "SECOND_BRAIN_BRANCH",
-    "SECOND_BRAIN_READY_FD",
-    "SECOND_BRAIN_PARENT_FD",
-    "LOG_FILE_PATH",
-    "LOG_RETENTION_DAYS",
-    "GIT_POLL_INTERVAL_MS",
-    "RUST_LOG",
-    "LISTEN_FDS",
-    "LISTEN_PID",
-    "LISTEN_FDNAMES",
-];
-
 // ---------------------------------------------------------------- config
 
 struct Config {
@@ -101,17 +87,6 @@ struct Config {
     tmpdir: PathBuf,
     /// Keep the data and log directories (`BENCH_KEEP=1`).
     keep: bool,
-}
-
-fn env_usize(name: &str, default: usize) -> usize {
-    match std::env::var(name) {
-        Ok(v) => v
-            .trim()
-            .replace('_', "")
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={v:?} is not a whole number")),
-        Err(_) => default,
-    }
 }
 
 impl Config {
@@ -133,95 +108,7 @@ impl Config {
 
 // ---------------------------------------------------------------- binaries
 
-struct Bins {
-    supervisor: PathBuf,
-    worker: PathBuf,
-}
-
-/// The newest modification time of the files under `paths`.
-fn newest_mtime(paths: &[PathBuf]) -> Option<std::time::SystemTime> {
-    let mut newest = None;
-    let mut stack: Vec<PathBuf> = paths.to_vec();
-    while let Some(p) = stack.pop() {
-        let Ok(meta) = std::fs::metadata(&p) else {
-            continue;
-        };
-        if meta.is_dir() {
-            if let Ok(entries) = std::fs::read_dir(&p) {
-                stack.extend(entries.flatten().map(|e| e.path()));
-            }
-        } else if let Ok(t) = meta.modified() {
-            newest = newest.max(Some(t));
-        }
-    }
-    newest
-}
-
-/// The supervisor Cargo built for this bench, and the worker beside it
-/// (built with `cargo build --release -p worker` when it is missing or
-/// older than its sources).
-fn binaries() -> Bins {
-    let supervisor = PathBuf::from(env!("CARGO_BIN_EXE_supervisor"));
-    let worker = supervisor.with_file_name("worker");
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the crate is in a workspace");
-    let sources: Vec<PathBuf> = ["worker/src", "worker/Cargo.toml", "shared/src"]
-        .iter()
-        .map(|p| workspace.join(p))
-        .collect();
-    let built = std::fs::metadata(&worker).and_then(|m| m.modified()).ok();
-    let why = match (built, newest_mtime(&sources)) {
-        (None, _) => Some("is missing"),
-        (Some(b), Some(src)) if src > b => Some("is older than its sources"),
-        _ => None,
-    };
-    if let Some(why) = why {
-        let profile_dir = supervisor.parent().expect("the binary is in a directory");
-        let target_dir = profile_dir
-            .parent()
-            .expect("the profile dir is in a target dir");
-        println!(
-            "{} {why}: running `cargo build --release -p worker --bin worker --target-dir {}`",
-            worker.display(),
-            target_dir.display()
-        );
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
-            .current_dir(workspace)
-            .args(["build", "--release", "-p", "worker", "--bin", "worker"])
-            .arg("--target-dir")
-            .arg(target_dir)
-            .status()
-            .expect("run cargo build");
-        assert!(status.success(), "cargo build of the worker failed");
-        assert!(worker.is_file(), "{} still missing", worker.display());
-    }
-    println!("supervisor: {}", supervisor.display());
-    println!("worker:     {}", worker.display());
-    Bins { supervisor, worker }
-}
-
-fn clean_env(cmd: &mut Command) -> &mut Command {
-    for name in CHILD_ENV {
-        cmd.env_remove(name);
-    }
-    cmd.stdin(Stdio::null())
-}
-
 // ---------------------------------------------------------------- stats
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-/// Nearest-rank percentile of unsorted values.
-fn pct(values: &[f64], p: f64) -> f64 {
-    let mut v = values.to_vec();
-    v.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
-    let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
-    v[rank.clamp(1, v.len()) - 1]
-}
 
 fn summary(values: &[f64]) -> String {
     format!(
@@ -232,37 +119,8 @@ fn summary(values: &[f64]) -> String {
     )
 }
 
-fn fmt_ms(v: f64) -> String {
-    if v < 10.0 {
-        format!("{v:.2} ms")
-    } else if v < 100.0 {
-        format!("{v:.1} ms")
-    } else {
-        format!("{v:.0} ms")
-    }
-}
-
 fn fmt_kib(kib: u64) -> String {
     format!("{:.2} MiB", kib as f64 / 1024.0)
-}
-
-fn verdict(ok: bool) -> &'static str {
-    if ok {
-        "PASS"
-    } else {
-        "MISS"
-    }
-}
-
-fn wait_until<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        thread::sleep(Duration::from_millis(1));
-    }
 }
 
 /// VmRSS of a process, and the part of it that is anonymous memory (heap,
@@ -305,12 +163,6 @@ impl std::fmt::Display for Rss {
             self.file_kib()
         )
     }
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".into())
 }
 
 // ---------------------------------------------------------------- client
@@ -636,17 +488,7 @@ impl Supervisor {
 
 impl Drop for Supervisor {
     fn drop(&mut self) {
-        let pid = Pid::from_raw(self.child.id() as i32);
-        let _ = kill(pid, Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            thread::sleep(Duration::from_millis(5));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        common::stop_child(&mut self.child);
     }
 }
 

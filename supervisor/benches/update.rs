@@ -76,8 +76,9 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime};
 
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+mod common;
+
+use common::*;
 use serde_json::{json, Value};
 
 /// Requests that fail over the swaps.
@@ -93,28 +94,6 @@ const UPDATE_DEADLINE: Duration = Duration::from_secs(3600);
 const STEADY_LEAD: Duration = Duration::from_millis(100);
 /// ...and starts at least this long after the previous swap ended.
 const SETTLE: Duration = Duration::from_millis(300);
-
-/// Variables of ours a child must not inherit from the caller.
-const CHILD_ENV: &[&str] = &[
-    "SECOND_BRAIN_DATA_DIR",
-    "SECOND_BRAIN_WORKER_BIN",
-    "SECOND_BRAIN_REPO",
-    "SECOND_BRAIN_BRANCH",
-    "SECOND_BRAIN_STAGING_DIR",
-    "SECOND_BRAIN_COMMIT",
-    "SECOND_BRAIN_READY_FD",
-    "SECOND_BRAIN_PARENT_FD",
-    "SECOND_BRAIN_HANDOVER",
-    "LOG_FILE_PATH",
-    "LOG_RETENTION_DAYS",
-    "GIT_POLL_INTERVAL_MS",
-    "RUST_LOG",
-    "LISTEN_FDS",
-    "LISTEN_PID",
-    "LISTEN_FDNAMES",
-    "GIT_DIR",
-    "GIT_WORK_TREE",
-];
 
 // ---------------------------------------------------------------- config
 
@@ -133,17 +112,6 @@ struct Config {
     keep: bool,
     /// Where the client records go (the temp dir, when it is kept).
     dump: Option<PathBuf>,
-}
-
-fn env_usize(name: &str, default: usize) -> usize {
-    match std::env::var(name) {
-        Ok(v) => v
-            .trim()
-            .replace('_', "")
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={v:?} is not a whole number")),
-        Err(_) => default,
-    }
 }
 
 impl Config {
@@ -170,153 +138,16 @@ impl Config {
 
 // ---------------------------------------------------------------- binaries
 
-struct Bins {
-    supervisor: PathBuf,
-    /// The cargo target dir the binaries are in.
-    target_dir: PathBuf,
-}
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the crate is in a workspace")
-        .to_path_buf()
-}
-
-/// The newest modification time of the files under `paths`.
-fn newest_mtime(paths: &[PathBuf]) -> Option<SystemTime> {
-    let mut newest = None;
-    let mut stack: Vec<PathBuf> = paths.to_vec();
-    while let Some(p) = stack.pop() {
-        let Ok(meta) = fs::metadata(&p) else {
-            continue;
-        };
-        if meta.is_dir() {
-            if let Ok(entries) = fs::read_dir(&p) {
-                stack.extend(entries.flatten().map(|e| e.path()));
-            }
-        } else if let Ok(t) = meta.modified() {
-            newest = newest.max(Some(t));
-        }
-    }
-    newest
-}
-
-/// The supervisor Cargo built for this bench, and the worker beside it
-/// (the one the supervisor starts before the first deploy; built with
-/// `cargo build --release -p worker` when missing or older than its sources).
-fn binaries() -> Bins {
-    let supervisor = PathBuf::from(env!("CARGO_BIN_EXE_supervisor"));
-    let worker = supervisor.with_file_name("worker");
-    let target_dir = supervisor
-        .parent()
-        .and_then(Path::parent)
-        .expect("the binary is in <target dir>/<profile>/")
-        .to_path_buf();
-    let ws = workspace();
-    let sources: Vec<PathBuf> = ["worker/src", "worker/Cargo.toml", "shared/src"]
-        .iter()
-        .map(|p| ws.join(p))
-        .collect();
-    let built = fs::metadata(&worker).and_then(|m| m.modified()).ok();
-    let why = match (built, newest_mtime(&sources)) {
-        (None, _) => Some("is missing"),
-        (Some(b), Some(src)) if src > b => Some("is older than its sources"),
-        _ => None,
-    };
-    if let Some(why) = why {
-        println!(
-            "{} {why}: running `cargo build --release -p worker --bin worker`",
-            worker.display()
-        );
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
-            .current_dir(&ws)
-            .args(["build", "--release", "-p", "worker", "--bin", "worker"])
-            .arg("--target-dir")
-            .arg(&target_dir)
-            .status()
-            .expect("run cargo build");
-        assert!(status.success(), "cargo build of the worker failed");
-        assert!(worker.is_file(), "{} still missing", worker.display());
-    }
-    println!("supervisor: {}", supervisor.display());
-    println!("worker:     {}", worker.display());
-    Bins {
-        supervisor,
-        target_dir,
-    }
-}
-
-fn clean_env(cmd: &mut Command) -> &mut Command {
-    for name in CHILD_ENV {
-        cmd.env_remove(name);
-    }
-    cmd.stdin(Stdio::null())
-}
-
 // ---------------------------------------------------------------- stats
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-/// Nearest-rank percentile of unsorted values (0 for none).
-fn pct(values: &[f64], p: f64) -> f64 {
-    if values.is_empty() {
-        return 0.0;
-    }
-    let mut v = values.to_vec();
-    v.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
-    let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
-    v[rank.clamp(1, v.len()) - 1]
-}
 
 fn median(values: &[f64]) -> f64 {
     pct(values, 50.0)
-}
-
-fn fmt_ms(v: f64) -> String {
-    if v < 10.0 {
-        format!("{v:.2} ms")
-    } else if v < 100.0 {
-        format!("{v:.1} ms")
-    } else if v < 10_000.0 {
-        format!("{v:.0} ms")
-    } else {
-        format!("{:.1} s", v / 1e3)
-    }
 }
 
 /// `median (a, b, c)`: the median and every sample.
 fn med_list(values: &[f64]) -> String {
     let all: Vec<String> = values.iter().map(|v| fmt_ms(*v)).collect();
     format!("{} ({})", fmt_ms(median(values)), all.join(", "))
-}
-
-fn verdict(ok: bool) -> &'static str {
-    if ok {
-        "PASS"
-    } else {
-        "MISS"
-    }
-}
-
-fn loadavg() -> String {
-    fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".into())
-}
-
-fn wait_until<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        thread::sleep(Duration::from_millis(5));
-    }
 }
 
 // ---------------------------------------------------------------- CPU
@@ -609,18 +440,8 @@ impl Supervisor {
 }
 
 impl Drop for Supervisor {
-    /// SIGTERM (the worker writes its sessions and stops), then SIGKILL.
     fn drop(&mut self) {
-        let _ = kill(Pid::from_raw(self.pid() as i32), Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            thread::sleep(Duration::from_millis(10));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        common::stop_child(&mut self.child);
     }
 }
 
