@@ -40,15 +40,4 @@ impl Client {
         out.pop();
         Ok(out)
     }
-
-    /// Sends a JSON request and parses the response.
-    pub fn call(&mut self, request: &serde_json::Value) -> io::Result<serde_json::Value> {
-        let line = self.call_line(&request.to_string())?;
-        serde_json::from_str(&line).map_err(|e| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("the worker answered something that is not JSON: {e}"),
-            )
-        })
-    }
 }

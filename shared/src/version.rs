@@ -14,11 +14,6 @@ pub const VERSION_AND_COMMIT: &str = concat!(
     ")"
 );
 
-/// `<name> <semver> (<commit>)`, the first line of `--version`.
-pub fn version_line(name: &str) -> String {
-    format!("{name} {VERSION} ({COMMIT})")
-}
-
 /// The commit as JSON: a string, or null when unknown.
 pub fn commit_or_null() -> Option<&'static str> {
     (COMMIT != "unknown").then_some(COMMIT)

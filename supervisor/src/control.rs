@@ -152,9 +152,7 @@ fn merge_update(status: &mut Status, view: &UpdateView) {
     u.state = view.state.clone();
     u.last_poll_at = view.last_poll_at.clone();
     u.last_poll = view.last_poll.clone();
-    if view.deployed_commit.is_some() {
-        u.deployed_commit = view.deployed_commit.clone();
-    }
+    u.deployed_commit = view.deployed_commit.clone();
     u.last_error = view.last_error.clone();
     u.held_commits = view.held_commits.clone();
     u.target_commit = view.target_commit.clone();

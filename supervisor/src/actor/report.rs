@@ -3,7 +3,6 @@
 use std::time::Instant;
 
 use super::{Actor, Phase};
-use crate::binary;
 use crate::status::{PathsStatus, Status, SupervisorStatus, UpdateStatus, WorkerStatus};
 
 impl Actor {
@@ -41,7 +40,8 @@ impl Actor {
                 poll_interval_ms: cfg.poll_interval_ms,
                 last_poll_at: None,
                 last_poll: None,
-                deployed_commit: binary::deployed_release(&cfg.data_dir).map(|(c, _)| c),
+                // The updater knows the deployed commit; control fills it in.
+                deployed_commit: None,
                 state: "idle".into(),
                 last_error: None,
                 held_commits: Vec::new(),

@@ -163,9 +163,7 @@ mod tests {
             .unwrap()
     }
 
-    #[tokio::test]
-    async fn a_timeout_kills_the_whole_process_group() {
-        let pid = grandchild_after(false).await;
+    async fn wait_gone(pid: i32) {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while !gone(pid) {
             assert!(
@@ -177,15 +175,12 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_timeout_kills_the_whole_process_group() {
+        wait_gone(grandchild_after(false).await).await;
+    }
+
+    #[tokio::test]
     async fn dropping_the_run_kills_the_whole_process_group() {
-        let pid = grandchild_after(true).await;
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while !gone(pid) {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "grandchild {pid} survived"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        wait_gone(grandchild_after(true).await).await;
     }
 }

@@ -4,7 +4,6 @@
 //! makes it durable with one write and one fsync, applies the batch to the
 //! in-memory map and answers every caller. Reads never wait for it.
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -115,10 +114,7 @@ impl Writer {
     /// Commits one batch; if a `Close` came, returns who waits for the end.
     fn commit(&mut self, batch: &mut Vec<Command>) -> Option<Vec<CheckpointReply>> {
         let mut buf = Vec::new();
-        // Whether each id touched by this batch exists after its commands so
-        // far (a delete after a put of a new id in the same batch is fine).
-        let mut touched: HashMap<String, bool> = HashMap::new();
-        let mut acks = Vec::new();
+        let mut acks: Vec<Ack> = Vec::new();
         let mut checkpoint_waiters = Vec::new();
         let mut close = None;
         {
@@ -141,7 +137,6 @@ impl Writer {
                             continue;
                         }
                         buf.extend_from_slice(&record);
-                        touched.insert(id.clone(), true);
                         acks.push(Ack::Put {
                             id,
                             data,
@@ -154,10 +149,14 @@ impl Writer {
                             let _ = reply.send(Err(unavailable(why)));
                             continue;
                         }
-                        let exists = match touched.get(&id) {
-                            Some(e) => *e,
-                            None => sessions.contains_key(&id),
-                        };
+                        // An earlier command of this batch on the same id
+                        // decides (deletes are rare; puts pay nothing for it).
+                        let earlier = acks.iter().rev().find_map(|a| match a {
+                            Ack::Put { id: other, .. } if *other == id => Some(true),
+                            Ack::Delete { id: other, .. } if *other == id => Some(false),
+                            _ => None,
+                        });
+                        let exists = earlier.unwrap_or_else(|| sessions.contains_key(&id));
                         if !exists {
                             let _ = reply.send(Err(ApiError::new(
                                 ErrorCode::NotFound,
@@ -166,7 +165,6 @@ impl Writer {
                             continue;
                         }
                         buf.extend_from_slice(&record);
-                        touched.insert(id.clone(), false);
                         acks.push(Ack::Delete { id, reply });
                     }
                     Command::Checkpoint { reply } => checkpoint_waiters.push(reply),
