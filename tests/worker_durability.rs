@@ -449,12 +449,11 @@ fn read_ready_line(pipe: std::os::fd::OwnedFd) -> String {
 
 #[test]
 fn inherited_socket_ready_pipe_and_parent_pipe() {
-    use nix::fcntl::OFlag;
     let dir = TestDir::new();
     let listener = UnixListener::bind(dir.sock()).expect("bind the socket as the supervisor would");
     let inode = std::fs::metadata(dir.sock()).unwrap().ino();
-    let (ready_r, ready_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).unwrap();
-    let (parent_r, parent_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).unwrap();
+    let (ready_r, ready_w) = shared::fd::pipe().unwrap();
+    let (parent_r, parent_w) = shared::fd::pipe().unwrap();
 
     let (mut cmd, log) = dir.command(&[]);
     cmd.env("LISTEN_FDS", "1")

@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod config;
+pub mod fd;
 pub mod fsutil;
 pub mod ids;
 pub mod lock;

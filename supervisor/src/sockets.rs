@@ -6,24 +6,18 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use nix::sys::socket::{
-    bind, listen, socket, AddressFamily, Backlog, SockFlag, SockType, UnixAddr,
-};
+use nix::sys::socket::{bind, UnixAddr};
 
 /// Pending connections the kernel keeps while no worker accepts (during a
-/// restart). Set explicitly: macOS defaults to 128.
+/// restart). Asked for explicitly; the kernel clamps it to its own maximum
+/// (`kern.ipc.somaxconn`, 128 by default on macOS; 4096 on recent Linux).
 pub const BACKLOG: i32 = 1024;
 
 /// A listening Unix socket at `path` (mode 0600, CLOEXEC, blocking: each
 /// worker sets its own mode on its copy).
 pub fn bind_listener(path: &Path) -> io::Result<OwnedFd> {
     shared::fsutil::remove_stale_socket(path)?;
-    let fd = socket(
-        AddressFamily::Unix,
-        SockType::Stream,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )?;
+    let fd = shared::fd::unix_stream_socket()?;
     let addr = UnixAddr::new(path)?;
     bind(fd.as_raw_fd(), &addr).map_err(|e| {
         io::Error::new(
@@ -32,7 +26,7 @@ pub fn bind_listener(path: &Path) -> io::Result<OwnedFd> {
         )
     })?;
     fs::set_permissions(path, fs::Permissions::from_mode(0o600))?;
-    listen(&fd, Backlog::new(BACKLOG).expect("1024 is a valid backlog"))?;
+    shared::fd::listen(&fd, BACKLOG)?;
     Ok(fd)
 }
 

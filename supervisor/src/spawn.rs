@@ -11,8 +11,7 @@ use std::process::Stdio;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
-use nix::fcntl::{fcntl, FcntlArg, OFlag};
-use nix::unistd::pipe2;
+use nix::fcntl::{fcntl, FcntlArg};
 
 /// A started worker and the supervisor's ends of its pipes. It is waited
 /// for by pid (`waitpid`), so that a re-executed supervisor, which has the
@@ -43,8 +42,10 @@ pub fn spawn_worker(
     listener: BorrowedFd<'_>,
     log_filter: &str,
 ) -> io::Result<Spawned> {
-    let (ready_r, ready_w) = pipe2(OFlag::O_CLOEXEC)?;
-    let (parent_r, parent_w) = pipe2(OFlag::O_CLOEXEC)?;
+    // Close-on-exec from the start, so no other child inherits them; see
+    // `shared::fd` for why the non-atomic variant on Apple is safe here.
+    let (ready_r, ready_w) = shared::fd::pipe()?;
+    let (parent_r, parent_w) = shared::fd::pipe()?;
     let sources = [
         dup_high(listener)?,
         dup_high(ready_w.as_fd())?,
