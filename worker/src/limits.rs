@@ -42,7 +42,10 @@ mod tests {
         assert_eq!(connection_cap(1024, 10240), 1024);
         assert_eq!(connection_cap(100, 256), 100);
         assert_eq!(connection_cap(1024, u64::MAX), 1024);
-        assert_eq!(connection_cap(100_000, 65_536), 65_536 - FD_RESERVE as usize);
+        assert_eq!(
+            connection_cap(100_000, 65_536),
+            65_536 - FD_RESERVE as usize
+        );
     }
 
     #[test]
