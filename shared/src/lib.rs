@@ -2,9 +2,11 @@
 //! session protocol, configuration resolution, data-directory paths, durable
 //! file helpers, logging setup and a small blocking client.
 
+pub mod accept_log;
 pub mod client;
 pub mod config;
 pub mod fd;
+pub mod fdlimit;
 pub mod fsutil;
 pub mod ids;
 pub mod lock;

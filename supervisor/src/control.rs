@@ -5,6 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use shared::accept_log::{self, AcceptFailures};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
@@ -23,12 +24,18 @@ pub async fn serve(
     updater: mpsc::Sender<UpdateRequest>,
     view: tokio::sync::watch::Receiver<UpdateView>,
 ) {
+    let mut failures = AcceptFailures::new("the control socket");
     loop {
         let (stream, _) = match listener.accept().await {
-            Ok(s) => s,
+            Ok(s) => {
+                failures.accepted();
+                s
+            }
             Err(e) => {
-                warn!(error = %e, "control socket accept failed");
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                // EMFILE and friends: pause rather than spin; log at a
+                // bounded rate.
+                failures.failed(&e);
+                tokio::time::sleep(accept_log::RETRY_PAUSE).await;
                 continue;
             }
         };

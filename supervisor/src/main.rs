@@ -121,13 +121,15 @@ struct RunArgs {
 fn main() -> ExitCode {
     // Files and sockets are private from their first byte.
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+    // The worker, git and cargo inherit the raised limit; `run` logs it.
+    let open_files = shared::fdlimit::raise();
     let cli = Cli::parse();
     let data_dir = match config::data_dir(cli.data_dir) {
         Ok(d) => DataDir::new(d),
         Err(e) => return config_error(e),
     };
     let status = match cli.command {
-        Command::Run(args) => run(data_dir, args),
+        Command::Run(args) => run(data_dir, args, open_files),
         Command::Status { json } => status(&data_dir, json),
         Command::Restart => restart(&data_dir),
         Command::Update { retry } => update(&data_dir, retry),
@@ -171,7 +173,7 @@ fn resolve(data_dir: DataDir, args: RunArgs) -> Result<RunConfig, ConfigError> {
     })
 }
 
-fn run(data_dir: DataDir, args: RunArgs) -> i32 {
+fn run(data_dir: DataDir, args: RunArgs, open_files: shared::fdlimit::FdLimit) -> i32 {
     // A self-update re-executes this program with everything handed over.
     let handover = match supervisor::actor::handover::from_env() {
         Some(Ok(h)) => Some(h),
@@ -225,6 +227,7 @@ fn run(data_dir: DataDir, args: RunArgs) -> i32 {
             return exit::FAILURE;
         }
     };
+    open_files.log();
     if handover.is_none()
         && cfg.worker_bin.is_none()
         && supervisor::binary::resolve(None, &cfg.data_dir).is_none()

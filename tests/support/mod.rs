@@ -17,6 +17,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::{json, Value};
 
+pub mod fdlimit;
 pub mod supervisor;
 
 /// Generous: the machine running the tests may be slow and busy.

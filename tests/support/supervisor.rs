@@ -54,6 +54,17 @@ impl Supervisor {
     /// `supervisor run` with its log dir in the test dir, polling off
     /// unless `args` set it, and `--worker-bin` if given.
     pub fn spawn(dir: &TestDir, worker: Option<&Path>, args: &[&str]) -> Supervisor {
+        Self::spawn_with(dir, worker, args, |_| {})
+    }
+
+    /// Like [`Supervisor::spawn`], with `setup` applied to the command
+    /// before it starts (e.g. limits set in `pre_exec`).
+    pub fn spawn_with(
+        dir: &TestDir,
+        worker: Option<&Path>,
+        args: &[&str],
+        setup: impl FnOnce(&mut Command),
+    ) -> Supervisor {
         let logs = dir.root().join("logs");
         let stderr = dir.root().join(format!(
             "supervisor-{}.stderr",
@@ -70,8 +81,9 @@ impl Supervisor {
         if let Some(worker) = worker {
             cmd.arg("--worker-bin").arg(worker);
         }
+        cmd.args(args);
+        setup(&mut cmd);
         let child = cmd
-            .args(args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -2,6 +2,7 @@
 //! API (INTERFACE §4, §5). `main.rs` parses arguments and calls [`run`].
 
 pub mod call;
+pub mod limits;
 pub mod listener;
 pub mod server;
 pub mod store;
@@ -24,7 +25,11 @@ use store::{OpenError, Store, StoreOptions};
 pub struct Config {
     pub data_dir: DataDir,
     pub store: StoreOptions,
+    /// Most client connections at once, as asked for; `run` lowers it to
+    /// fit `open_files` (`limits::connection_cap`).
     pub max_connections: usize,
+    /// The soft open-file limit in force (`shared::fdlimit::raise`).
+    pub open_files: u64,
     /// How long connections get to finish once a stop begins.
     pub drain_timeout: Duration,
 }
@@ -113,10 +118,25 @@ pub async fn run(config: Config, inherited: Inherited) -> Result<(), RunError> {
         config.data_dir.root().display()
     )))?;
 
+    let max_connections = limits::connection_cap(config.max_connections, config.open_files);
+    if max_connections < config.max_connections {
+        warn!(
+            max_connections,
+            asked = config.max_connections,
+            open_files = config.open_files,
+            "serving at most {max_connections} connections at once, not {}: the open-file \
+             limit is {} and {} descriptors are kept for the store, logs and listener; \
+             clients beyond get `unavailable`",
+            config.max_connections,
+            config.open_files,
+            limits::FD_RESERVE
+        );
+    }
+
     let (stop_tx, stop_rx) = watch::channel(false);
     let options = ServerOptions {
         owner_uid,
-        max_connections: config.max_connections,
+        max_connections,
         drain_timeout: config.drain_timeout,
     };
     let server = tokio::spawn(server::serve(listener, store.clone(), options, stop_rx));

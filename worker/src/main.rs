@@ -30,7 +30,7 @@ struct Cli {
     #[arg(long, value_name = "BYTES", default_value_t = StoreOptions::default().compact_min_bytes)]
     compact_min_bytes: u64,
 
-    /// Most client connections served at once
+    /// Most client connections served at once (lowered to fit the open-file limit)
     #[arg(long, value_name = "N", default_value_t = 1024)]
     max_connections: usize,
 
@@ -49,6 +49,9 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // First, so that every path (serving or `call`) has the raised limit;
+    // logged once logging is set up.
+    let open_files = shared::fdlimit::raise();
     let cli = Cli::parse();
     let data_dir = match config::data_dir(cli.data_dir) {
         Ok(d) => DataDir::new(d),
@@ -70,6 +73,7 @@ fn main() -> ExitCode {
         }
     };
     shared::logging::init_stderr(&filter);
+    open_files.log();
     let config = Config {
         data_dir,
         store: StoreOptions {
@@ -77,6 +81,7 @@ fn main() -> ExitCode {
             ..StoreOptions::default()
         },
         max_connections: cli.max_connections.max(1),
+        open_files: open_files.soft,
         drain_timeout: Duration::from_secs(3),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()

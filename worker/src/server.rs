@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use shared::accept_log::{self, AcceptFailures};
 use shared::protocol::{ApiError, ErrorCode, Request, Response, MAX_LINE};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{UnixListener, UnixStream};
@@ -18,7 +19,8 @@ use crate::store::Store;
 pub struct ServerOptions {
     /// Only this uid may connect (the owner of the data directory).
     pub owner_uid: u32,
-    /// Connections beyond this get `unavailable` and are closed.
+    /// Connections beyond this get `unavailable` and are closed. Already
+    /// kept below the open-file limit (`limits::connection_cap`).
     pub max_connections: usize,
     /// How long open connections get to finish once shutdown starts.
     pub drain_timeout: Duration,
@@ -34,6 +36,7 @@ pub async fn serve(
 ) {
     let active = Arc::new(AtomicUsize::new(0));
     let mut tasks = JoinSet::new();
+    let mut failures = AcceptFailures::new("the session socket");
     loop {
         if *shutdown.borrow() {
             break;
@@ -47,11 +50,17 @@ pub async fn serve(
             Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
             accepted = listener.accept() => {
                 let stream = match accepted {
-                    Ok((stream, _)) => stream,
+                    Ok((stream, _)) => {
+                        failures.accepted();
+                        stream
+                    }
                     Err(e) => {
-                        // EMFILE and friends: wait a little rather than spin.
-                        warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        // EMFILE and friends: wait a little rather than
+                        // spin, and log at a bounded rate. (The connection
+                        // cap keeps EMFILE from happening in the first place;
+                        // see `limits`.)
+                        failures.failed(&e);
+                        tokio::time::sleep(accept_log::RETRY_PAUSE).await;
                         continue;
                     }
                 };
@@ -67,7 +76,7 @@ pub async fn serve(
                     }
                 }
                 if active.load(Ordering::Relaxed) >= options.max_connections {
-                    tasks.spawn(refuse(stream, options.max_connections));
+                    refuse(stream, options.max_connections);
                     continue;
                 }
                 active.fetch_add(1, Ordering::Relaxed);
@@ -95,13 +104,27 @@ pub async fn serve(
     }
 }
 
-async fn refuse(mut stream: UnixStream, max: usize) {
+/// Answers `unavailable` and closes, before accepting anything else: so a
+/// refused connection holds its descriptor only for one `write` (the reserve
+/// in `limits` counts one). The line is short and the socket new, so the
+/// write fits its buffer at once; if it ever does not, the client sees the
+/// connection close without an answer rather than the worker waiting.
+fn refuse(stream: UnixStream, max: usize) {
+    use std::io::Write;
     let err = ApiError::new(
         ErrorCode::Unavailable,
         format!("too many connections (the limit is {max}); try again"),
     );
-    let _ = stream.write_all(&Response::Error(err).to_line()).await;
-    let _ = stream.shutdown().await;
+    // Out of the runtime: tokio's `try_write` would report WouldBlock until
+    // the reactor has seen the new socket become writable.
+    match stream.into_std() {
+        Ok(mut std_stream) => {
+            if let Err(e) = std_stream.write_all(&Response::Error(err).to_line()) {
+                debug!(error = %e, "could not answer a refused connection");
+            }
+        }
+        Err(e) => debug!(error = %e, "could not answer a refused connection"),
+    }
 }
 
 /// How long a stopping worker waits for the first request of a
