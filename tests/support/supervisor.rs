@@ -54,6 +54,17 @@ impl Supervisor {
     /// `supervisor run` with its log dir in the test dir, polling off
     /// unless `args` set it, and `--worker-bin` if given.
     pub fn spawn(dir: &TestDir, worker: Option<&Path>, args: &[&str]) -> Supervisor {
+        Self::spawn_under(dir, &[], worker, args)
+    }
+
+    /// [`Supervisor::spawn`] as `WRAPPER… supervisor …` (e.g. under
+    /// strace to inject a fault): `pid()` is then the wrapper's.
+    pub fn spawn_under(
+        dir: &TestDir,
+        wrapper: &[&str],
+        worker: Option<&Path>,
+        args: &[&str],
+    ) -> Supervisor {
         let logs = dir.root().join("logs");
         let stderr = dir.root().join(format!(
             "supervisor-{}.stderr",
@@ -62,7 +73,19 @@ impl Supervisor {
                 .unwrap()
                 .as_nanos()
         ));
-        let mut cmd = supervisor_cmd(&dir.data, &["run"]);
+        let mut cmd = match wrapper.split_first() {
+            None => supervisor_cmd(&dir.data, &["run"]),
+            Some((program, rest)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(rest)
+                    .arg(supervisor_bin())
+                    .arg("--data-dir")
+                    .arg(&dir.data)
+                    .arg("run")
+                    .env_remove("SECOND_BRAIN_DATA_DIR");
+                cmd
+            }
+        };
         cmd.arg("--log-dir").arg(&logs);
         if !args.contains(&"--poll-interval-ms") {
             cmd.args(["--poll-interval-ms", "0"]);
