@@ -87,7 +87,8 @@ pub fn build_sibling_worker() -> Result<PathBuf, String> {
         "no worker binary next to the supervisor, and the checkout it was built from is gone; \
          pass --worker-bin or build the worker with `cargo build --release -p worker`",
     )?;
-    let cargo = find_tool("cargo").ok_or("no worker binary found and `cargo` is not installed")?;
+    let cargo = crate::tools::usable("cargo", false)
+        .map_err(|e| format!("no worker binary found, and cargo cannot build one: {e}"))?;
     let exe = own_exe().map_err(|e| format!("cannot find my own executable: {e}"))?;
     let profile_dir = exe.parent().ok_or("my executable has no directory")?;
     let target_dir = profile_dir
@@ -110,9 +111,9 @@ pub fn build_sibling_worker() -> Result<PathBuf, String> {
         cmd.arg("--release");
     }
     info!(checkout = %checkout.display(), "no worker binary yet: building it");
-    let status = cmd
-        .status()
-        .map_err(|e| format!("cannot run cargo build: {e}"))?;
+    let status = cmd.status().map_err(|e| {
+        crate::tools::explain_denied(format!("cannot run cargo build: {e}"), &checkout)
+    })?;
     if !status.success() {
         return Err(format!("cargo build of the worker failed ({status})"));
     }
