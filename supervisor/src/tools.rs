@@ -157,10 +157,15 @@ pub fn last_failure(name: &str) -> Option<String> {
         .and_then(|c| c.result.clone().err())
 }
 
+/// Whether a git or cargo error is the system refusing access (EPERM).
+pub fn is_denied(error: &str) -> bool {
+    error.contains("Operation not permitted")
+}
+
 /// What an "Operation not permitted" from git or cargo most likely means,
 /// added to `error` with the `path` it ran in; other errors unchanged.
 pub fn explain_denied(error: String, path: &Path) -> String {
-    if !error.contains("Operation not permitted") {
+    if !is_denied(&error) {
         return error;
     }
     format!(

@@ -265,7 +265,10 @@ impl Updater {
             {
                 Ok(b) => b,
                 Err(e) => {
-                    self.hold(&tip, &e);
+                    // Access refused by the system is not the commit's fault.
+                    if !crate::tools::is_denied(&e) {
+                        self.hold(&tip, &e);
+                    }
                     return Outcome::Failed(format!("{} not deployed: {e}", short(&tip)));
                 }
             };
