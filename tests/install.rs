@@ -2,21 +2,24 @@
 //! real files, real binaries, a real plist parser and `systemd-analyze`.
 //! Only `launchctl` and `systemctl` are replaced, by scripts on PATH that
 //! append their arguments to a file (the launchctl one also remembers
-//! whether the agent is loaded, as launchd would).
+//! whether the agent is loaded, as launchd would, and can be told to fail
+//! `bootstrap` with error 5). The stand-in `git` of one test is the
+//! macOS stub that only prints an error.
+
+mod support;
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
+use support::{wait_until, DEADLINE};
 
 const SUPERVISOR: &str = env!("CARGO_BIN_EXE_supervisor");
 const LABEL: &str = "dev.second-brain.supervisor";
-const DEADLINE: Duration = Duration::from_secs(30);
 
 /// How the fake service manager behaves.
 #[derive(Clone, Copy, PartialEq)]
@@ -38,6 +41,7 @@ struct Setup {
     data: PathBuf,
     logs: PathBuf,
     fake_bin: PathBuf,
+    state: PathBuf,
     calls: PathBuf,
     missing: bool,
 }
@@ -45,8 +49,13 @@ struct Setup {
 const LAUNCHCTL: &str = r#"#!/bin/sh
 echo "launchctl $*" >> "@CALLS@"
 loaded="@STATE@/launchd-loaded"
+fails="@STATE@/bootstrap-fails"
 case "$1" in
   bootstrap)
+    if [ -e "$fails" ]; then
+      [ "$(cat "$fails")" = always ] || rm "$fails"
+      echo "Bootstrap failed: 5: Input/output error" >&2; exit 5
+    fi
     if [ -e "$loaded" ]; then echo "Bootstrap failed: 5: Input/output error" >&2; exit 5; fi
     [ -f "$3" ] || { echo "Bootstrap failed: 2: No such file or directory" >&2; exit 2; }
     touch "$loaded" ;;
@@ -106,6 +115,7 @@ impl Setup {
             root,
             home,
             fake_bin,
+            state,
             calls,
             missing: manager == Manager::Missing,
         }
@@ -147,6 +157,11 @@ impl Setup {
             .env_remove("XDG_CONFIG_HOME")
             .env_remove("XDG_STATE_HOME")
             .stdin(Stdio::null());
+        // The toolchain of the person running the tests, as theirs would
+        // be with their own HOME (the temp HOME has none).
+        for (name, value) in toolchain_env() {
+            cmd.env(name, value);
+        }
         cmd
     }
 
@@ -179,6 +194,33 @@ impl Setup {
     fn bin(&self, name: &str) -> PathBuf {
         self.data.join("bin").join(name)
     }
+
+    /// Where the plist sends the supervisor's stdout and stderr.
+    fn launchd_output(&self) -> PathBuf {
+        self.home.join("Library/Logs/second-brain.launchd.log")
+    }
+
+    /// Makes the fake `launchctl bootstrap` fail with error 5 `once` or
+    /// `always`.
+    fn fail_bootstrap(&self, how: &str) {
+        fs::write(self.state.join("bootstrap-fails"), how).unwrap();
+    }
+}
+
+/// `CARGO_HOME` and `RUSTUP_HOME` as rustup finds them for this test
+/// process: set, or under the real HOME.
+fn toolchain_env() -> [(&'static str, PathBuf); 2] {
+    let home = PathBuf::from(std::env::var_os("HOME").expect("HOME is set"));
+    let dir = |name: &str, default: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| home.join(default))
+    };
+    [
+        ("CARGO_HOME", dir("CARGO_HOME", ".cargo")),
+        ("RUSTUP_HOME", dir("RUSTUP_HOME", ".rustup")),
+    ]
 }
 
 /// The `worker` binary Cargo built beside this test's `deps/` directory.
@@ -363,14 +405,13 @@ fn launchd_dry_run_prints_a_valid_plist_and_changes_nothing() {
         p["AbandonProcessGroup"].is_boolean(),
         "stated, not left to the default"
     );
+    // Places launchd can always open: the root, and a file directly in
+    // ~/Library/Logs, not in a log directory that may be gone.
     for key in ["StandardOutPath", "StandardErrorPath"] {
-        let path = Path::new(p[key].as_str().unwrap());
-        assert!(
-            path.is_absolute() && path.starts_with(&s.logs),
-            "{key}: {path:?}"
-        );
+        assert_eq!(p[key], s.launchd_output().to_str().unwrap(), "{key}");
     }
-    assert_eq!(p["WorkingDirectory"], s.data.to_str().unwrap());
+    assert_eq!(p["WorkingDirectory"], "/");
+    assert_eq!(p["SoftResourceLimits"]["NumberOfFiles"], 10240);
 
     let env = p["EnvironmentVariables"].as_object().expect("a dict");
     let mut keys: Vec<&str> = env.keys().map(String::as_str).collect();
@@ -378,15 +419,20 @@ fn launchd_dry_run_prints_a_valid_plist_and_changes_nothing() {
     assert_eq!(
         keys,
         [
+            "CARGO_HOME",
             "GIT_POLL_INTERVAL_MS",
             "LOG_FILE_PATH",
             "PATH",
+            "RUSTUP_HOME",
             "RUST_LOG",
             "SECOND_BRAIN_BRANCH",
             "SECOND_BRAIN_DATA_DIR"
         ],
         "exactly the settings that are set, plus PATH and the data dir"
     );
+    for (name, value) in toolchain_env() {
+        assert_eq!(env[name], value.to_str().unwrap(), "{name}");
+    }
     assert_eq!(env["SECOND_BRAIN_DATA_DIR"], s.data.to_str().unwrap());
     assert_eq!(env["LOG_FILE_PATH"], s.logs.to_str().unwrap());
     assert_eq!(env["GIT_POLL_INTERVAL_MS"], "0");
@@ -450,12 +496,13 @@ fn launchd_install_and_uninstall_twice() {
         assert!(Path::new(p["ProgramArguments"][0].as_str().unwrap()).is_file());
         assert!(Path::new(p["WorkingDirectory"].as_str().unwrap()).is_dir());
         for key in ["StandardOutPath", "StandardErrorPath"] {
-            assert!(Path::new(p[key].as_str().unwrap())
-                .parent()
-                .unwrap()
-                .is_dir());
+            assert!(Path::new(p[key].as_str().unwrap()).is_file(), "{key}");
         }
     }
+    // Made by install, private: launchd would create it readable by all.
+    let output = fs::metadata(s.launchd_output()).unwrap();
+    assert_eq!(output.mode() & 0o777, 0o600);
+    assert_eq!(output.len(), 0);
     let first = [
         format!("launchctl bootout {target}"),
         format!("launchctl print {target}"),
@@ -677,18 +724,6 @@ impl Drop for Running {
     }
 }
 
-/// Calls `probe` until it returns `Some` or `deadline` passes.
-fn wait_until<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = probe() {
-            return v;
-        }
-        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn the_installed_supervisor_serves_and_reports_the_service() {
     let s = Setup::new(Manager::Working);
@@ -700,22 +735,28 @@ fn the_installed_supervisor_serves_and_reports_the_service() {
         .expect("the unit sets PATH")
         .to_string();
 
-    // Start it as systemd would: the installed copy, the unit's PATH.
+    // Start it as systemd would: the installed copy, the unit's PATH, in
+    // the root directory.
+    assert!(unit.contains("\nWorkingDirectory=/\n"), "{unit}");
     let mut run = Running(
         s.command_for(&s.bin("supervisor"), &["run"])
             .env("PATH", &service_path)
-            .current_dir(&s.data)
+            .current_dir("/")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start the installed supervisor"),
     );
-    let status = wait_until("the installed supervisor's worker to be ready", || {
-        let out = s.command(&["status", "--json"]).output().unwrap();
-        out.status
-            .success()
-            .then(|| serde_json::from_slice::<Value>(&out.stdout).unwrap())
-    });
+    let status = wait_until(
+        DEADLINE,
+        "the installed supervisor's worker to be ready",
+        || {
+            let out = s.command(&["status", "--json"]).output().unwrap();
+            out.status
+                .success()
+                .then(|| serde_json::from_slice::<Value>(&out.stdout).unwrap())
+        },
+    );
     assert_eq!(
         status["worker"]["binary"],
         s.bin("worker").to_str().unwrap(),
@@ -742,6 +783,284 @@ fn the_installed_supervisor_serves_and_reports_the_service() {
     assert_eq!(after["service"]["installed"], false);
 
     kill(Pid::from_raw(run.0.id() as i32), Signal::SIGTERM).unwrap();
-    let exited = wait_until("the supervisor to exit", || run.0.try_wait().unwrap());
+    let exited = wait_until(DEADLINE, "the supervisor to exit", || {
+        run.0.try_wait().unwrap()
+    });
     assert!(exited.success(), "{exited}");
+}
+
+/// The launchd calls of one install whose bootstrap failed once.
+fn install_calls_with_a_retry(s: &Setup) -> Vec<String> {
+    let target = format!("gui/{}/{LABEL}", uid());
+    let bootstrap = format!("launchctl bootstrap gui/{} {}", uid(), s.plist().display());
+    vec![
+        format!("launchctl bootout {target}"),
+        format!("launchctl print {target}"),
+        format!("launchctl enable {target}"),
+        bootstrap.clone(),
+        format!("launchctl print {target}"),
+        bootstrap,
+    ]
+}
+
+#[test]
+fn a_bootstrap_failing_with_error_5_is_tried_once_more() {
+    let s = Setup::new(Manager::Working);
+
+    // Once: the second try loads it.
+    s.fail_bootstrap("once");
+    let out = assert_ok(&s.run(&["install", "--manager", "launchd"]));
+    assert!(out.contains("trying once more"), "{out}");
+    assert_eq!(s.calls(), install_calls_with_a_retry(&s));
+    assert!(s.state.join("launchd-loaded").exists(), "loaded");
+
+    // Always: a clear error, exit status 1, the plist in place.
+    let s = Setup::new(Manager::Working);
+    s.fail_bootstrap("always");
+    let out = s.run(&["install", "--manager", "launchd"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = text(&out.stderr);
+    for words in [
+        "5: Input/output error",
+        "twice",
+        "System Settings > General > Login Items",
+        &format!("launchctl print gui/{}/{LABEL}", uid()),
+        &format!("{} is in place and complete", s.plist().display()),
+    ] {
+        assert!(err.contains(words), "{words:?} missing: {err}");
+    }
+    assert_eq!(
+        s.calls(),
+        install_calls_with_a_retry(&s),
+        "two bootstraps, no more"
+    );
+    assert!(!s.state.join("launchd-loaded").exists());
+}
+
+#[test]
+fn cargo_home_and_rustup_home_go_into_the_service_when_set() {
+    let s = Setup::new(Manager::Working);
+    let dry = |manager: &str| {
+        let out = s
+            .command(&["install", "--dry-run", "--manager", manager])
+            .arg("--worker-bin")
+            .arg(worker_bin())
+            .env("CARGO_HOME", "/opt/rust/cargo")
+            // Relative: written as rustup would read it, from here.
+            .env("RUSTUP_HOME", "rustup-here")
+            .current_dir(&s.root)
+            .output()
+            .unwrap();
+        parse_dry_run(&assert_ok(&out)).files.remove(0).1
+    };
+    let rustup_home = s.root.join("rustup-here");
+    let unit = dry("systemd");
+    assert!(
+        unit.contains("\nEnvironment=\"CARGO_HOME=/opt/rust/cargo\"\n"),
+        "{unit}"
+    );
+    let line = format!("\nEnvironment=\"RUSTUP_HOME={}\"\n", rustup_home.display());
+    assert!(unit.contains(&line), "{unit}");
+    assert!(unit.contains("/opt/rust/cargo/bin:"), "on PATH: {unit}");
+
+    let plist = dry("launchd");
+    if have("python3") {
+        let copy = s.root.join("dry-run.plist");
+        fs::write(&copy, &plist).unwrap();
+        let env = parse_plist(&copy)["EnvironmentVariables"].clone();
+        assert_eq!(env["CARGO_HOME"], "/opt/rust/cargo");
+        assert_eq!(env["RUSTUP_HOME"], rustup_home.to_str().unwrap());
+    } else {
+        assert!(plist.contains("<key>CARGO_HOME</key>"), "{plist}");
+    }
+    // Unset or empty: not there (the other tests check the exact keys).
+    let out = s
+        .command(&["install", "--dry-run", "--manager", "systemd"])
+        .arg("--worker-bin")
+        .arg(worker_bin())
+        .env("CARGO_HOME", "")
+        .env_remove("RUSTUP_HOME")
+        .output()
+        .unwrap();
+    let unit = parse_dry_run(&assert_ok(&out)).files.remove(0).1;
+    assert!(
+        !unit.contains("Environment=\"CARGO_HOME") && !unit.contains("Environment=\"RUSTUP_HOME")
+    );
+}
+
+/// A `git` that behaves as macOS's `/usr/bin/git` without the Command Line
+/// Tools: it prints the stub's message and exits 1, and counts its runs.
+fn stub_git(s: &Setup) -> PathBuf {
+    let runs = s.root.join("stub-git-runs");
+    let script = format!(
+        "#!/bin/sh\necho \"git $*\" >> '{}'\n\
+         echo 'xcode-select: note: No developer tools were found, requesting install.' >&2\n\
+         echo \"If developer tools are located at a non-default location on disk, use \
+         \\`sudo xcode-select --switch path/to/Xcode.app\\` to specify the Xcode\" >&2\n\
+         exit 1\n",
+        runs.display()
+    );
+    let git = s.fake_bin.join("git");
+    fs::write(&git, script).unwrap();
+    fs::set_permissions(&git, fs::Permissions::from_mode(0o755)).unwrap();
+    runs
+}
+
+fn lines_of(path: &Path) -> Vec<String> {
+    fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn a_git_that_does_not_run_is_named_at_install_status_and_update() {
+    let s = Setup::new(Manager::Working);
+    let runs = stub_git(&s);
+    let git = s.fake_bin.join("git");
+    let out = s.run(&["install", "--manager", "systemd"]);
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "only a warning: {out:?}");
+    let warning = err
+        .lines()
+        .find(|l| l.starts_with("warning: `git` does not run"))
+        .unwrap_or_else(|| panic!("no warning about git: {err}"));
+    assert!(warning.contains(git.to_str().unwrap()), "{warning}");
+    assert!(warning.contains("xcode-select --install"), "{warning}");
+    assert!(!err.contains("`cargo` does not run"), "{err}");
+    assert_eq!(lines_of(&runs), ["git --version"]);
+
+    // The supervisor checks it once at start; `status` only reports that.
+    let repo = s.root.join("repo");
+    fs::create_dir(&repo).unwrap();
+    let mut run = Running(
+        s.command(&["run", "--worker-bin"])
+            .arg(worker_bin())
+            .env("SECOND_BRAIN_REPO", &repo)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the supervisor"),
+    );
+    let status = wait_until(DEADLINE, "status to name the git that does not run", || {
+        let out = s.command(&["status", "--json"]).output().unwrap();
+        let v: Value = serde_json::from_slice(&out.stdout).ok()?;
+        v["service"]["git_error"].is_string().then_some(v)
+    });
+    let service = &status["service"];
+    assert_eq!(service["git"], git.to_str().unwrap());
+    let e = service["git_error"].as_str().unwrap();
+    assert!(e.contains("xcode-select --install"), "{e}");
+    assert!(service["cargo_error"].is_null(), "{service}");
+    let human = text(&s.command(&["status"]).output().unwrap().stdout);
+    assert!(human.contains("(DOES NOT RUN)"), "{human}");
+    for _ in 0..5 {
+        s.command(&["status", "--json"]).output().unwrap();
+    }
+    assert_eq!(lines_of(&runs).len(), 2, "status runs nothing");
+
+    // An update checks again (asked for: not from the cache) and says
+    // why it cannot poll, instead of running `git fetch` with it.
+    let out = s.command(&["update"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("cannot poll") && err.contains("xcode-select --install"),
+        "{err}"
+    );
+    assert_eq!(lines_of(&runs), ["git --version"; 3]);
+    let v: Value =
+        serde_json::from_slice(&s.command(&["status", "--json"]).output().unwrap().stdout).unwrap();
+    let last = v["update"]["last_error"].as_str().unwrap();
+    assert!(last.contains(git.to_str().unwrap()), "{last}");
+
+    kill(Pid::from_raw(run.0.id() as i32), Signal::SIGTERM).unwrap();
+    wait_until(DEADLINE, "the supervisor to exit", || {
+        run.0.try_wait().unwrap()
+    });
+}
+
+/// The privacy warnings of an install dry run watching `repo`.
+fn privacy_warnings(s: &Setup, repo: &Path, manager: &str) -> Vec<String> {
+    let out = s
+        .command(&["install", "--dry-run", "--manager", manager])
+        .arg("--worker-bin")
+        .arg(worker_bin())
+        .env("SECOND_BRAIN_REPO", repo)
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    text(&out.stderr)
+        .lines()
+        .filter(|l| l.contains("privacy protection"))
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn install_warns_about_paths_under_macos_privacy_protection() {
+    let s = Setup::new(Manager::Working);
+    let documents = s.home.join("Documents/brain");
+    fs::create_dir_all(&documents).unwrap();
+    let elsewhere = s.home.join("src/brain");
+    fs::create_dir_all(&elsewhere).unwrap();
+    // A link from elsewhere into ~/Documents is found out.
+    let link = s.home.join("brain-link");
+    std::os::unix::fs::symlink(&documents, &link).unwrap();
+    for repo in [&documents, &link] {
+        let found = privacy_warnings(&s, repo, "launchd");
+        assert_eq!(found.len(), 1, "{repo:?}: {found:?}");
+        let w = &found[0];
+        assert!(
+            w.contains(&format!("watched repository {}", repo.display())),
+            "{w}"
+        );
+        assert!(
+            w.contains("~/Documents") && w.contains("Full Disk Access"),
+            "{w}"
+        );
+    }
+    assert!(privacy_warnings(&s, &elsewhere, "launchd").is_empty());
+    assert!(
+        privacy_warnings(&s, &documents, "systemd").is_empty(),
+        "no TCC there"
+    );
+
+    // The data directory counts too.
+    let mut s = s;
+    s.data = s.home.join("Desktop/brain-data");
+    let found = privacy_warnings(&s, &elsewhere, "launchd");
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].contains("data directory") && found[0].contains("~/Desktop"));
+}
+
+#[test]
+fn started_through_a_link_the_supervisor_uses_its_real_directory() {
+    let s = Setup::new(Manager::Working);
+    let link_dir = s.root.join("link-bin");
+    fs::create_dir(&link_dir).unwrap();
+    let link = link_dir.join("supervisor");
+    std::os::unix::fs::symlink(SUPERVISOR, &link).unwrap();
+    // No --worker-bin: the worker beside the real executable is the one.
+    let out = s
+        .command_for(&link, &["install", "--dry-run", "--manager", "launchd"])
+        .output()
+        .unwrap();
+    let dry = parse_dry_run(&assert_ok(&out));
+    let real = fs::canonicalize(SUPERVISOR).unwrap();
+    assert_eq!(
+        dry.copies,
+        [
+            format!(
+                "{} -> {}",
+                real.with_file_name("worker").display(),
+                s.bin("worker").display()
+            ),
+            format!("{} -> {}", real.display(), s.bin("supervisor").display()),
+        ],
+        "found beside {}, not beside the link in {}",
+        real.display(),
+        link_dir.display()
+    );
 }

@@ -652,3 +652,155 @@ fn commits_that_land_during_a_build_win() {
         "c1 was swapped in: {log}"
     );
 }
+
+/// A watched checkout (with its bare origin) of a one-file repository
+/// without a Cargo.toml: enough for every update step up to cargo, which
+/// then fails at once instead of building.
+fn tiny_checkout(dir: &TestDir) -> PathBuf {
+    let seed = dir.root().join("tiny-seed");
+    fs::create_dir(&seed).unwrap();
+    fs::write(seed.join("README"), "not a cargo project\n").unwrap();
+    git(&seed, &["init", "-q", "-b", "main"]);
+    commit_all(&seed, "tiny");
+    let origin = dir.root().join("tiny-origin.git");
+    let checkout = dir.root().join("tiny-checkout");
+    for (args, to) in [
+        (&["clone", "-q", "--bare"][..], &origin),
+        (&["clone", "-q"][..], &checkout),
+    ] {
+        let from = if to == &origin { &seed } else { &origin };
+        let mut all = args.to_vec();
+        all.extend([from.to_str().unwrap(), to.to_str().unwrap()]);
+        git(dir.root(), &all);
+    }
+    checkout
+}
+
+#[test]
+fn the_build_cache_is_kept_out_of_backups_and_the_index() {
+    let dir = TestDir::new();
+    let checkout = tiny_checkout(&dir);
+    let staging = dir.root().join("staging");
+    let mut sup = Supervisor::start(
+        &dir,
+        &[
+            "--repo",
+            checkout.to_str().unwrap(),
+            "--staging-dir",
+            staging.to_str().unwrap(),
+            "--build-profile",
+            "dev",
+        ],
+    );
+    sup.wait_ready();
+    let out = supervisor_cmd(&dir.data, &["update"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "cargo has nothing to build: {err}"
+    );
+    assert!(err.contains("cargo build failed"), "{err}");
+    // Marked before cargo ran: Spotlight's marker, the cache tag.
+    let target = staging.join("target");
+    assert!(target.join(".metadata_never_index").is_file());
+    let tag = fs::read_to_string(target.join("CACHEDIR.TAG")).unwrap();
+    assert!(
+        tag.starts_with("Signature: 8a477f597d28d172789f06886806bc55"),
+        "{tag}"
+    );
+}
+
+/// Kills the real supervisor (not its strace) when dropped.
+struct KillOnDrop(Option<u32>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            let pid = nix::unistd::Pid::from_raw(pid as i32);
+            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+        }
+    }
+}
+
+/// `supervisor update` with every chdir into `refused` (every chdir at
+/// all if `None`) failing with EPERM, as macOS privacy protection refuses
+/// a background agent's git in ~/Documents: git is started there (a chdir
+/// in the child), so it cannot start at all. Returns `status --json` and
+/// what `update` printed on stderr. Needs strace.
+fn update_refused(
+    dir: &TestDir,
+    checkout: &Path,
+    staging: &Path,
+    refused: Option<&Path>,
+) -> (Value, String) {
+    assert!(
+        Command::new("strace").arg("-V").output().is_ok(),
+        "this test needs strace (apt-get install strace)"
+    );
+    let mut wrapper = vec!["strace", "-f", "--seccomp-bpf", "-qq", "-o", "/dev/null"];
+    if let Some(path) = refused {
+        wrapper.extend(["-P", path.to_str().unwrap()]);
+    }
+    wrapper.extend(["-e", "trace=chdir", "-e", "inject=chdir:error=EPERM"]);
+    let args = [
+        "--repo",
+        checkout.to_str().unwrap(),
+        "--staging-dir",
+        staging.to_str().unwrap(),
+        "--build-profile",
+        "dev",
+    ];
+    let mut sup = Supervisor::spawn_under(dir, &wrapper, Some(&support::worker_bin()), &args);
+    let ready = sup.wait_ready();
+    let mut kill_real = KillOnDrop(ready["supervisor"]["pid"].as_u64().map(|p| p as u32));
+    assert_ne!(ready["supervisor"]["pid"], sup.pid(), "strace runs it");
+
+    let out = supervisor_cmd(&dir.data, &["update"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let status = status_of(&dir.data).1.unwrap();
+    assert_eq!(status["worker"]["state"], "ready", "the worker serves on");
+    // A clean stop of the real supervisor ends strace too.
+    let pid = kill_real.0.take().expect("the supervisor's pid");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), Signal::SIGTERM).unwrap();
+    assert!(sup.wait_exit().success());
+    (status, err)
+}
+
+#[track_caller]
+fn assert_names_privacy_protection(status: &Value, path: &Path) {
+    let last = status["update"]["last_error"].as_str().unwrap_or_default();
+    for words in [
+        "Operation not permitted",
+        "privacy protection",
+        "Full Disk Access",
+        path.to_str().unwrap(),
+    ] {
+        assert!(last.contains(words), "{words:?} missing from {last:?}");
+    }
+}
+
+#[test]
+fn git_refused_by_the_system_names_privacy_protection_and_the_path() {
+    let dir = TestDir::new();
+    let checkout = tiny_checkout(&dir);
+    let staging = dir.root().join("staging");
+    let (status, err) = update_refused(&dir, &checkout, &staging, None);
+    assert_names_privacy_protection(&status, &checkout);
+    assert!(status["update"]["last_error"]
+        .as_str()
+        .unwrap()
+        .starts_with("fetch failed"));
+    assert!(err.contains("privacy protection"), "{err}");
+    assert!(!staging.exists(), "nothing staged");
+
+    // Refused in the staging clone only: the fetch works, staging fails,
+    // and the commit is not held (it is not the commit's fault).
+    let dir = TestDir::new();
+    let checkout = tiny_checkout(&dir);
+    let staging = dir.root().join("staging");
+    let (status, _) = update_refused(&dir, &checkout, &staging, Some(&staging.join("src")));
+    assert_names_privacy_protection(&status, &staging.join("src"));
+    assert_eq!(status["update"]["held_commits"], json!([]), "{status}");
+}

@@ -32,7 +32,7 @@ pub fn deployed_release(dir: &DataDir) -> Option<(String, PathBuf)> {
 
 /// `worker` beside the running supervisor executable.
 pub fn sibling_worker() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
+    let exe = own_exe().ok()?;
     let bin = exe.parent()?.join("worker");
     bin.is_file().then_some(bin)
 }
@@ -56,24 +56,27 @@ pub fn source_checkout() -> Option<PathBuf> {
     root.join("Cargo.toml").is_file().then_some(root)
 }
 
-/// Finds `cargo` or `git` even under launchd's minimal PATH: PATH first,
-/// then `~/.cargo/bin`, Homebrew and the usual system places.
-pub fn find_tool(name: &str) -> Option<PathBuf> {
-    if let Ok(p) = which::which(name) {
-        return Some(p);
-    }
-    let mut extra = Vec::new();
-    if let Some(home) = std::env::var_os("HOME") {
-        extra.push(PathBuf::from(home).join(".cargo/bin"));
-    }
-    if let Some(cargo_home) = std::env::var_os("CARGO_HOME") {
-        extra.push(PathBuf::from(cargo_home).join("bin"));
-    }
-    extra.extend(["/opt/homebrew/bin", "/usr/local/bin", "/usr/bin", "/bin"].map(PathBuf::from));
-    extra
-        .into_iter()
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
+pub use crate::tools::find_tool;
+
+/// This program's own executable with every symlink resolved. Started
+/// through a link (`~/bin/supervisor -> …/target/release/supervisor`),
+/// `current_exe` names the link on macOS, and the sibling worker and the
+/// target dir would be looked for beside the link.
+pub fn own_exe() -> std::io::Result<PathBuf> {
+    std::env::current_exe().map(|raw| resolve_exe(&raw))
+}
+
+/// `raw` with its symlinks resolved; `raw` itself if that fails (e.g. the
+/// file was replaced since this process started).
+pub fn resolve_exe(raw: &Path) -> PathBuf {
+    std::fs::canonicalize(raw).unwrap_or_else(|_| raw.to_path_buf())
+}
+
+/// Whether `path` is inside `dir`, comparing resolved paths (one of them
+/// may come from [`own_exe`], the other from a data dir set through a
+/// symlink, as `/var` is on macOS).
+pub fn is_inside(path: &Path, dir: &Path) -> bool {
+    path.starts_with(dir) || resolve_exe(path).starts_with(resolve_exe(dir))
 }
 
 /// Builds the worker next to the supervisor (same profile, same target
@@ -84,8 +87,9 @@ pub fn build_sibling_worker() -> Result<PathBuf, String> {
         "no worker binary next to the supervisor, and the checkout it was built from is gone; \
          pass --worker-bin or build the worker with `cargo build --release -p worker`",
     )?;
-    let cargo = find_tool("cargo").ok_or("no worker binary found and `cargo` is not installed")?;
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find my own executable: {e}"))?;
+    let cargo = crate::tools::usable("cargo", false)
+        .map_err(|e| format!("no worker binary found, and cargo cannot build one: {e}"))?;
+    let exe = own_exe().map_err(|e| format!("cannot find my own executable: {e}"))?;
     let profile_dir = exe.parent().ok_or("my executable has no directory")?;
     let target_dir = profile_dir
         .parent()
@@ -107,9 +111,9 @@ pub fn build_sibling_worker() -> Result<PathBuf, String> {
         cmd.arg("--release");
     }
     info!(checkout = %checkout.display(), "no worker binary yet: building it");
-    let status = cmd
-        .status()
-        .map_err(|e| format!("cannot run cargo build: {e}"))?;
+    let status = cmd.status().map_err(|e| {
+        crate::tools::explain_denied(format!("cannot run cargo build: {e}"), &checkout)
+    })?;
     if !status.success() {
         return Err(format!("cargo build of the worker failed ({status})"));
     }
@@ -139,17 +143,17 @@ pub fn deployed_supervisor(dir: &DataDir) -> Option<PathBuf> {
         let recorded = std::fs::read_to_string(release.join("supervisor-path")).ok()?;
         PathBuf::from(recorded.trim())
     };
-    let in_releases = candidate.starts_with(releases_dir(dir));
+    let in_releases = is_inside(&candidate, &releases_dir(dir));
     let proven = candidate.with_file_name(PROVEN_MARKER).is_file();
     (candidate.is_file() && (!in_releases || proven)).then_some(candidate)
 }
 
 /// Marks the running supervisor, if it is a release's, as proven.
 pub fn mark_proven(dir: &DataDir) {
-    let Ok(me) = std::env::current_exe() else {
+    let Ok(me) = own_exe() else {
         return;
     };
-    if me.starts_with(releases_dir(dir)) {
+    if is_inside(&me, &releases_dir(dir)) {
         let marker = me.with_file_name(PROVEN_MARKER);
         if !marker.exists() {
             let _ = shared::fsutil::atomic_write(&marker, |_| Ok(()));
@@ -163,7 +167,7 @@ pub fn mark_proven(dir: &DataDir) {
 pub fn exec_deployed_supervisor(dir: &DataDir) -> Option<String> {
     use std::os::unix::process::CommandExt;
     let target = deployed_supervisor(dir)?;
-    let me = std::env::current_exe().ok()?;
+    let me = own_exe().ok()?;
     let same = match (std::fs::canonicalize(&target), std::fs::canonicalize(&me)) {
         (Ok(a), Ok(b)) => a == b,
         _ => false,
@@ -180,6 +184,31 @@ pub fn exec_deployed_supervisor(dir: &DataDir) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_link_to_the_executable_resolves_to_its_target() {
+        let tmp = tempfile::tempdir().unwrap();
+        let real_dir = tmp.path().join("target/release");
+        std::fs::create_dir_all(&real_dir).unwrap();
+        std::fs::write(real_dir.join("supervisor"), "s").unwrap();
+        let link_dir = tmp.path().join("home/bin");
+        std::fs::create_dir_all(&link_dir).unwrap();
+        let link = link_dir.join("supervisor");
+        std::os::unix::fs::symlink(real_dir.join("supervisor"), &link).unwrap();
+        let resolved = resolve_exe(&link);
+        assert_eq!(
+            resolved.parent(),
+            Some(real_dir.canonicalize().unwrap().as_path())
+        );
+        // Gone since: the path as it was given.
+        let gone = tmp.path().join("replaced");
+        assert_eq!(resolve_exe(&gone), gone);
+        // A data dir reached through a link contains the resolved path.
+        let data_link = tmp.path().join("data-link");
+        std::os::unix::fs::symlink(tmp.path().join("target"), &data_link).unwrap();
+        assert!(is_inside(&resolved, &data_link));
+        assert!(!is_inside(&resolved, &link_dir));
+    }
 
     #[test]
     fn only_a_proven_release_supervisor_is_started_again() {

@@ -10,6 +10,7 @@ pub mod logs;
 pub mod sockets;
 pub mod spawn;
 pub mod status;
+pub mod tools;
 pub mod update;
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};

@@ -80,6 +80,12 @@ pub struct ServiceStatus {
     /// Where `git` and `cargo` resolve with this process's PATH, or null.
     pub git: Option<String>,
     pub cargo: Option<String>,
+    /// Addition: why `git --version` / `cargo --version` failed when last
+    /// checked (at start, and before updates), or null.
+    #[serde(default)]
+    pub git_error: Option<String>,
+    #[serde(default)]
+    pub cargo_error: Option<String>,
 }
 
 /// `3h 02m`, `5m 10s`, `42s`.
@@ -212,14 +218,22 @@ impl Status {
                 format!("not installed (no {path}; see `supervisor install`)")
             };
             line("service", format!("{} {installed}", sv.manager));
-            let tool = |name: &str, at: &Option<String>| match at {
-                Some(p) => format!("{name} {p}"),
-                None => format!("{name} NOT FOUND"),
+            let tool = |name: &str, at: &Option<String>, error: &Option<String>| match (at, error) {
+                (Some(p), None) => format!("{name} {p}"),
+                (Some(p), Some(_)) => format!("{name} {p} (DOES NOT RUN)"),
+                (None, _) => format!("{name} NOT FOUND"),
             };
             line(
                 "tools",
-                format!("{}, {}", tool("git", &sv.git), tool("cargo", &sv.cargo)),
+                format!(
+                    "{}, {}",
+                    tool("git", &sv.git, &sv.git_error),
+                    tool("cargo", &sv.cargo, &sv.cargo_error)
+                ),
             );
+            for e in [&sv.git_error, &sv.cargo_error].into_iter().flatten() {
+                line("tool error", e.clone());
+            }
         }
         out
     }

@@ -54,13 +54,34 @@ impl Supervisor {
     /// `supervisor run` with its log dir in the test dir, polling off
     /// unless `args` set it, and `--worker-bin` if given.
     pub fn spawn(dir: &TestDir, worker: Option<&Path>, args: &[&str]) -> Supervisor {
-        Self::spawn_with(dir, worker, args, |_| {})
+        Self::spawn_full(dir, &[], worker, args, |_| {})
     }
 
     /// Like [`Supervisor::spawn`], with `setup` applied to the command
     /// before it starts (e.g. limits set in `pre_exec`).
     pub fn spawn_with(
         dir: &TestDir,
+        worker: Option<&Path>,
+        args: &[&str],
+        setup: impl FnOnce(&mut Command),
+    ) -> Supervisor {
+        Self::spawn_full(dir, &[], worker, args, setup)
+    }
+
+    /// [`Supervisor::spawn`] as `WRAPPER… supervisor …` (e.g. under
+    /// strace to inject a fault): `pid()` is then the wrapper's.
+    pub fn spawn_under(
+        dir: &TestDir,
+        wrapper: &[&str],
+        worker: Option<&Path>,
+        args: &[&str],
+    ) -> Supervisor {
+        Self::spawn_full(dir, wrapper, worker, args, |_| {})
+    }
+
+    fn spawn_full(
+        dir: &TestDir,
+        wrapper: &[&str],
         worker: Option<&Path>,
         args: &[&str],
         setup: impl FnOnce(&mut Command),
@@ -73,7 +94,19 @@ impl Supervisor {
                 .unwrap()
                 .as_nanos()
         ));
-        let mut cmd = supervisor_cmd(&dir.data, &["run"]);
+        let mut cmd = match wrapper.split_first() {
+            None => supervisor_cmd(&dir.data, &["run"]),
+            Some((program, rest)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(rest)
+                    .arg(supervisor_bin())
+                    .arg("--data-dir")
+                    .arg(&dir.data)
+                    .arg("run")
+                    .env_remove("SECOND_BRAIN_DATA_DIR");
+                cmd
+            }
+        };
         cmd.arg("--log-dir").arg(&logs);
         if !args.contains(&"--poll-interval-ms") {
             cmd.args(["--poll-interval-ms", "0"]);

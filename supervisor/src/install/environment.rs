@@ -1,6 +1,7 @@
 //! The environment the service runs with: a PATH that finds `git` and
 //! `cargo` (launchd's own has neither `~/.cargo/bin` nor Homebrew), the
-//! data directory, and the §2 settings that are set where install runs.
+//! data directory, the §2 settings that are set where install runs, and
+//! the Rust toolchain's own homes when they are moved from the default.
 
 use std::path::{Path, PathBuf};
 
@@ -9,14 +10,28 @@ use shared::config;
 use super::InstallError;
 use crate::binary;
 
+/// The toolchain settings copied into the service when set: without them
+/// a rustup installed elsewhere finds no toolchain under launchd.
+pub const TOOLCHAIN_ENV: [&str; 2] = ["CARGO_HOME", "RUSTUP_HOME"];
+
+/// `name` from the environment as an absolute path, if set and not empty
+/// (rustup reads a relative one against the current directory).
+fn env_dir(name: &str) -> Option<PathBuf> {
+    let raw = std::env::var_os(name).filter(|v| !v.is_empty())?;
+    std::path::absolute(PathBuf::from(raw)).ok()
+}
+
 /// A PATH for the service that finds `git` and `cargo` as they resolve
-/// now, plus `~/.cargo/bin` and the system directories.
+/// now, plus `$CARGO_HOME/bin`, `~/.cargo/bin` and the system directories.
 pub fn service_path(home: &Path) -> String {
     let mut dirs: Vec<PathBuf> = ["git", "cargo"]
         .iter()
         .filter_map(|tool| binary::find_tool(tool))
         .filter_map(|p| p.parent().map(Path::to_path_buf))
         .collect();
+    if let Some(cargo_home) = env_dir("CARGO_HOME") {
+        dirs.push(cargo_home.join("bin"));
+    }
     dirs.push(home.join(".cargo/bin"));
     dirs.extend(["/usr/bin", "/bin", "/usr/sbin", "/sbin"].map(PathBuf::from));
     let mut seen = Vec::new();
@@ -68,6 +83,11 @@ pub fn service_env(data_dir: &Path, home: &Path) -> Result<Vec<(String, String)>
     }
     if set(config::LOG_FILTER_ENV) {
         add(config::LOG_FILTER_ENV, config::log_filter()?);
+    }
+    for name in TOOLCHAIN_ENV {
+        if let Some(dir) = env_dir(name) {
+            add(name, text(&dir));
+        }
     }
     Ok(env)
 }

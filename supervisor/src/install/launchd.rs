@@ -23,14 +23,38 @@ pub fn plist_path(home: &Path) -> PathBuf {
         .join(format!("{LABEL}.plist"))
 }
 
-/// The files launchd sends the supervisor's stdout and stderr to (panics,
-/// errors before its own log is open); launchd never rotates them.
-pub fn output_paths(log_dir: &Path) -> (PathBuf, PathBuf) {
-    (
-        log_dir.join("launchd.stdout.log"),
-        log_dir.join("launchd.stderr.log"),
-    )
+/// The file launchd sends the supervisor's stdout and stderr to (panics,
+/// errors before its own log is open): directly in `~/Library/Logs`, which
+/// every macOS account has. A file in a directory that may be missing
+/// (the log directory, once deleted) would make launchd refuse to start
+/// the job (exit status 78) with nothing left running to recreate it.
+pub fn output_path(home: &Path) -> PathBuf {
+    home.join("Library/Logs/second-brain.launchd.log")
 }
+
+/// Creates the output file (mode 0600; launchd would make it readable by
+/// all) and its directory if missing; never truncates it.
+pub fn prepare_output(path: &Path) -> Result<(), InstallError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent() {
+        super::files::ensure_dir(dir, false)?;
+    }
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(path)
+        .map(drop)
+        .map_err(|e| InstallError::Failed(format!("cannot create {}: {e}", path.display())))
+}
+
+/// How long to wait before the one retry of a bootstrap that failed with
+/// error 5, once `launchctl print` no longer finds the old agent.
+const BOOTSTRAP_RETRY_PAUSE: Duration = Duration::from_secs(1);
+
+/// Where to look when bootstrap keeps failing with error 5.
+const LOGIN_ITEMS_HELP: &str = "The agent may be switched off in System Settings > General > \
+     Login Items (switch it on there, then run `supervisor install` again)";
 
 fn escape_path(p: &Path) -> Result<String, InstallError> {
     xml_escape(&p.to_string_lossy()).map_err(InstallError::Failed)
@@ -47,11 +71,8 @@ pub fn render(service: &Service) -> Result<String, InstallError> {
         ));
     }
     let environment = environment.join("\n");
-    let (stdout, stderr) = output_paths(&service.log_dir);
     let supervisor = escape_path(&service.supervisor)?;
-    let stdout = escape_path(&stdout)?;
-    let stderr = escape_path(&stderr)?;
-    let working_directory = escape_path(&service.data_dir)?;
+    let output = escape_path(&service.output_log)?;
     let stop_budget = (crate::DEFAULT_STOP_TIMEOUT_MS / 1000).to_string();
     let exit_timeout = EXIT_TIMEOUT_SECS.to_string();
     templates::fill(
@@ -61,9 +82,7 @@ pub fn render(service: &Service) -> Result<String, InstallError> {
             ("SUPERVISOR", &supervisor),
             ("STOP_BUDGET_SECS", &stop_budget),
             ("EXIT_TIMEOUT_SECS", &exit_timeout),
-            ("STDOUT_PATH", &stdout),
-            ("STDERR_PATH", &stderr),
-            ("WORKING_DIRECTORY", &working_directory),
+            ("OUTPUT_PATH", &output),
             ("ENVIRONMENT", &environment),
         ],
     )
@@ -120,7 +139,9 @@ fn bootout(runner: &Runner, target: &str) -> Result<(), InstallError> {
 
 /// Replaces a loaded agent with the one in `plist`: bootout (failing when
 /// nothing is loaded, which is fine), enable (bootstrap refuses an agent
-/// that was switched off), bootstrap.
+/// that was switched off), bootstrap. A bootstrap failing with error 5
+/// ("Input/output error", also what launchd says while the old job is
+/// still going away) is tried once more after the old agent is gone.
 pub fn load(runner: &Runner, plist: &Path) -> Result<(), InstallError> {
     let target = service_target();
     bootout(runner, &target)?;
@@ -128,10 +149,30 @@ pub fn load(runner: &Runner, plist: &Path) -> Result<(), InstallError> {
         wait_until_unloaded(&target)?;
     }
     runner.must("launchctl", &["enable", &target])?;
-    runner.must(
-        "launchctl",
-        &["bootstrap", &domain(), &plist.to_string_lossy()],
-    )
+    let domain = domain();
+    let plist = plist.to_string_lossy();
+    let args = ["bootstrap", domain.as_str(), &plist];
+    let first = runner.run("launchctl", &args)?;
+    if first.success {
+        return Ok(());
+    }
+    if first.code != Some(5) {
+        return Err(InstallError::Unreachable(first.failure("launchctl", &args)));
+    }
+    println!("(bootstrap: {}; trying once more)", first.stderr);
+    wait_until_unloaded(&target)?;
+    std::thread::sleep(BOOTSTRAP_RETRY_PAUSE);
+    let second = runner.run("launchctl", &args)?;
+    if second.success {
+        return Ok(());
+    }
+    Err(InstallError::Unreachable(format!(
+        "`{}` failed twice ({}): {}. {LOGIN_ITEMS_HELP}; `launchctl print {target}` shows \
+         what launchd knows of it",
+        super::runner::shell_words("launchctl", &args),
+        second.status,
+        second.stderr
+    )))
 }
 
 /// Stops and unloads the agent, then removes its plist.
@@ -160,8 +201,7 @@ mod tests {
     fn the_plist_holds_escaped_absolute_values() {
         let service = Service {
             supervisor: "/Users/a&b/.second-brain/bin/supervisor".into(),
-            data_dir: "/Users/a&b/.second-brain".into(),
-            log_dir: "/Users/a&b/Library/Logs/second-brain".into(),
+            output_log: output_path(Path::new("/Users/a&b")),
             env: vec![
                 ("PATH".into(), "/opt/homebrew/bin:/usr/bin".into()),
                 ("RUST_LOG".into(), "info,worker=debug".into()),
@@ -171,8 +211,9 @@ mod tests {
         let plist = render(&service).unwrap();
         assert!(plist.contains("<string>/Users/a&amp;b/.second-brain/bin/supervisor</string>"));
         assert!(plist.contains(
-            "<string>/Users/a&amp;b/Library/Logs/second-brain/launchd.stderr.log</string>"
+            "<key>StandardErrorPath</key>\n    <string>/Users/a&amp;b/Library/Logs/second-brain.launchd.log</string>"
         ));
+        assert!(plist.contains("<key>WorkingDirectory</key>\n    <string>/</string>"));
         assert!(plist.contains(
             "        <key>SECOND_BRAIN_BRANCH</key>\n        <string>&lt;main&gt;</string>"
         ));

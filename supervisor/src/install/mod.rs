@@ -8,10 +8,12 @@
 //! idempotent: a second install replaces the files and restarts the
 //! service with the new binaries.
 
+pub mod checks;
 pub mod environment;
 pub mod files;
 pub mod launchd;
 pub mod runner;
+mod service_status;
 pub mod systemd;
 pub mod templates;
 
@@ -21,10 +23,9 @@ use shared::config::{self, ConfigError};
 use shared::paths::DataDir;
 
 use crate::binary;
-use crate::status::ServiceStatus;
-use environment::text;
 pub use environment::{service_env, service_path};
 use runner::Runner;
+pub use service_status::service_status;
 
 /// How long the service manager waits after SIGTERM before SIGKILL: well
 /// above the supervisor's own budget for stopping its worker.
@@ -116,9 +117,10 @@ pub struct Options {
 pub struct Service {
     /// `<data dir>/bin/supervisor`, what the manager starts with `run`.
     pub supervisor: PathBuf,
-    pub data_dir: PathBuf,
-    pub log_dir: PathBuf,
-    /// `PATH` first, then the §2 settings, in a fixed order.
+    /// Where launchd sends the supervisor's stdout and stderr.
+    pub output_log: PathBuf,
+    /// `PATH` first, then the §2 settings, then `CARGO_HOME` and
+    /// `RUSTUP_HOME`, in a fixed order.
     pub env: Vec<(String, String)>,
 }
 
@@ -154,7 +156,7 @@ fn worker_source(opts: &Options, dir: &DataDir) -> Result<PathBuf, InstallError>
     }
     if opts.dry_run {
         println!("# build: no worker binary found; `cargo build -p worker` would build one");
-        let exe = std::env::current_exe().map_err(|e| InstallError::Failed(e.to_string()))?;
+        let exe = binary::own_exe().map_err(|e| InstallError::Failed(e.to_string()))?;
         return Ok(exe.with_file_name("worker"));
     }
     binary::build_sibling_worker().map_err(InstallError::Failed)
@@ -167,27 +169,22 @@ pub fn install(data_dir: &DataDir, opts: &Options) -> Result<(), InstallError> {
     let home = home()?;
     let env = service_env(data_dir.root(), &home)?;
     let log_dir = config::log_dir(None)?;
-    let me = std::env::current_exe()
+    let me = binary::own_exe()
         .map_err(|e| InstallError::Failed(format!("cannot find my own executable: {e}")))?;
     let worker = worker_source(opts, data_dir)?;
     let bin = bin_dir(data_dir.root());
     let service = Service {
         supervisor: bin.join("supervisor"),
-        data_dir: data_dir.root().to_path_buf(),
-        log_dir: log_dir.clone(),
+        output_log: launchd::output_path(&home),
         env,
     };
     let (unit_path, contents) = match manager {
         Manager::Launchd => (launchd::plist_path(&home), launchd::render(&service)?),
         Manager::Systemd => (systemd::unit_path(&home), systemd::render(&service)?),
     };
-    for tool in ["git", "cargo"] {
-        if binary::find_tool(tool).is_none() {
-            eprintln!(
-                "warning: `{tool}` is not installed or not on PATH; updates from git need it \
-                 (install it, then run `supervisor install` again)"
-            );
-        }
+    checks::warn_about_tools();
+    if manager == Manager::Launchd {
+        checks::warn_about_protected(&watched_paths(data_dir, &log_dir)?, &home);
     }
     if !dry {
         let private = |d: &Path| {
@@ -196,6 +193,9 @@ pub fn install(data_dir: &DataDir, opts: &Options) -> Result<(), InstallError> {
         private(data_dir.root())?;
         private(&bin)?;
         private(&log_dir)?;
+        if manager == Manager::Launchd {
+            launchd::prepare_output(&service.output_log)?;
+        }
     }
     // The worker first: the supervisor looks for it beside itself.
     files::copy_binary(&worker, &bin.join("worker"), dry)?;
@@ -219,6 +219,22 @@ pub fn install(data_dir: &DataDir, opts: &Options) -> Result<(), InstallError> {
         }
     }
     Ok(())
+}
+
+/// The paths the service reads and writes: the watched repository (as
+/// `supervisor run` will resolve it), the data and the log directory.
+fn watched_paths(
+    data_dir: &DataDir,
+    log_dir: &Path,
+) -> Result<Vec<(&'static str, PathBuf)>, InstallError> {
+    let default_repo = binary::source_checkout().filter(|p| p.join(".git").exists());
+    let mut paths = Vec::new();
+    if let Some(repo) = config::repo(None, default_repo)? {
+        paths.push(("watched repository", repo));
+    }
+    paths.push(("data directory", data_dir.root().to_path_buf()));
+    paths.push(("log directory", log_dir.to_path_buf()));
+    Ok(paths)
 }
 
 /// `supervisor uninstall`: stops the service and removes its file. Data,
@@ -279,34 +295,4 @@ fn unreachable_help(
         "{} could not be reached: {what}. {file}. {todo}",
         manager.name()
     ))
-}
-
-/// The `service` part of the status report: which manager's file is
-/// present and where `git` and `cargo` resolve from this process's PATH.
-pub fn service_status() -> ServiceStatus {
-    let tool = |name: &str| binary::find_tool(name).map(|p| text(&p));
-    let mine = Manager::for_this_platform();
-    let other = match mine {
-        Manager::Launchd => Manager::Systemd,
-        Manager::Systemd => Manager::Launchd,
-    };
-    let home = home().ok();
-    let found = home.as_deref().and_then(|h| {
-        [mine, other]
-            .into_iter()
-            .map(|m| (m, m.unit_path(h)))
-            .find(|(_, p)| p.is_file())
-    });
-    let (manager, installed, unit_path) = match (found, &home) {
-        (Some((m, p)), _) => (m, true, Some(p)),
-        (None, Some(h)) => (mine, false, Some(mine.unit_path(h))),
-        (None, None) => (mine, false, None),
-    };
-    ServiceStatus {
-        manager: manager.name().into(),
-        installed,
-        unit_path: unit_path.map(|p| text(&p)),
-        git: tool("git"),
-        cargo: tool("cargo"),
-    }
 }

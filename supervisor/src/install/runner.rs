@@ -12,6 +12,8 @@ pub struct Ran {
     pub success: bool,
     /// `exit status 5`, `signal 9`.
     pub status: String,
+    /// The exit code, if it exited (launchctl's is the error number).
+    pub code: Option<i32>,
     /// What it printed on stderr (trimmed), for messages.
     pub stderr: String,
 }
@@ -31,6 +33,7 @@ impl Runner {
             return Ok(Ran {
                 success: true,
                 status: "not run (dry run)".into(),
+                code: Some(0),
                 stderr: String::new(),
             });
         }
@@ -56,6 +59,7 @@ impl Runner {
         Ok(Ran {
             success: out.status.success(),
             status: out.status.to_string(),
+            code: out.status.code(),
             stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
         })
     }
@@ -67,16 +71,23 @@ impl Runner {
         if ran.success {
             return Ok(());
         }
-        let said = if ran.stderr.is_empty() {
+        Err(InstallError::Unreachable(ran.failure(program, args)))
+    }
+}
+
+impl Ran {
+    /// "`COMMAND` failed (STATUS): STDERR", for an error message.
+    pub fn failure(&self, program: &str, args: &[&str]) -> String {
+        let said = if self.stderr.is_empty() {
             String::new()
         } else {
-            format!(": {}", ran.stderr)
+            format!(": {}", self.stderr)
         };
-        Err(InstallError::Unreachable(format!(
+        format!(
             "`{}` failed ({}){said}",
             shell_words(program, args),
-            ran.status
-        )))
+            self.status
+        )
     }
 }
 

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use super::runner::Runner;
-use super::templates::{self, systemd_path, systemd_quote};
+use super::templates::{self, systemd_quote};
 use super::{InstallError, Service, EXIT_TIMEOUT_SECS};
 
 /// The unit's file name.
@@ -29,8 +29,6 @@ pub fn render(service: &Service) -> Result<String, InstallError> {
         "{} run",
         systemd_quote(&service.supervisor.to_string_lossy())
     );
-    let working_directory =
-        systemd_path(&service.data_dir.to_string_lossy()).map_err(InstallError::Failed)?;
     let environment = service
         .env
         .iter()
@@ -44,7 +42,6 @@ pub fn render(service: &Service) -> Result<String, InstallError> {
         &[
             ("UNIT_NAME", UNIT_NAME),
             ("EXEC_START", &exec_start),
-            ("WORKING_DIRECTORY", &working_directory),
             ("ENVIRONMENT", &environment),
             ("STOP_BUDGET_SECS", &stop_budget),
             ("EXIT_TIMEOUT_SECS", &exit_timeout),
@@ -89,8 +86,7 @@ mod tests {
     fn the_unit_quotes_its_values() {
         let service = Service {
             supervisor: "/home/a b/.second-brain/bin/supervisor".into(),
-            data_dir: "/home/a b/100%/.second-brain".into(),
-            log_dir: "/home/a b/logs".into(),
+            output_log: "/home/a b/Library/Logs/x.log".into(),
             env: vec![
                 ("PATH".into(), "/home/a b/.cargo/bin:/usr/bin".into()),
                 (
@@ -101,7 +97,7 @@ mod tests {
         };
         let unit = render(&service).unwrap();
         assert!(unit.contains("\nExecStart=\"/home/a b/.second-brain/bin/supervisor\" run\n"));
-        assert!(unit.contains("\nWorkingDirectory=/home/a b/100%%/.second-brain\n"));
+        assert!(unit.contains("\nWorkingDirectory=/\n"));
         assert!(unit.contains("\nEnvironment=\"PATH=/home/a b/.cargo/bin:/usr/bin\"\n"));
         assert!(unit.contains(r#"Environment="RUST_LOG=info,worker[span{name=\"x\"}]=debug""#));
         assert!(unit.contains("\nTimeoutStopSec=30\n"));

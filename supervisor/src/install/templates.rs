@@ -81,18 +81,6 @@ pub fn systemd_quote(value: &str) -> String {
     out
 }
 
-/// A path for a systemd setting that takes the rest of the line as one
-/// path (`WorkingDirectory=`): no quoting there, so only `%` is escaped
-/// and characters that would break the line are refused.
-pub fn systemd_path(value: &str) -> Result<String, String> {
-    if value.chars().any(|c| c.is_control()) || value.ends_with('\\') {
-        return Err(format!(
-            "{value:?} cannot be written into a systemd unit (control character or trailing backslash)"
-        ));
-    }
-    Ok(value.replace('%', "%%"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,9 +117,6 @@ mod tests {
             r#""a \"b\" \\c 100%% $HOME""#
         );
         assert_eq!(systemd_quote("line\nnext\u{1}"), r#""line\nnext\x01""#);
-        assert_eq!(systemd_path("/data/100%").unwrap(), "/data/100%%");
-        assert!(systemd_path("/a\nb").is_err());
-        assert!(systemd_path("/a\\").is_err());
     }
 
     #[test]
@@ -141,15 +126,12 @@ mod tests {
             "SUPERVISOR",
             "STOP_BUDGET_SECS",
             "EXIT_TIMEOUT_SECS",
-            "STDOUT_PATH",
-            "STDERR_PATH",
-            "WORKING_DIRECTORY",
+            "OUTPUT_PATH",
             "ENVIRONMENT",
         ];
         let unit_names = [
             "UNIT_NAME",
             "EXEC_START",
-            "WORKING_DIRECTORY",
             "ENVIRONMENT",
             "STOP_BUDGET_SECS",
             "EXIT_TIMEOUT_SECS",

@@ -17,8 +17,15 @@ pub struct Git {
 }
 
 impl Git {
-    /// Runs git in `dir`; the trimmed stdout+stderr on success.
+    /// Runs git in `dir`; the trimmed stdout+stderr on success. An
+    /// "Operation not permitted" failure says what that likely means.
     pub async fn run(&self, dir: &Path, args: &[&str]) -> Result<String, String> {
+        self.run_in(dir, args)
+            .await
+            .map_err(|e| crate::tools::explain_denied(e, dir))
+    }
+
+    async fn run_in(&self, dir: &Path, args: &[&str]) -> Result<String, String> {
         let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
         let cmd = command::command(&self.bin, &args, dir);
         let done: Finished = command::run(cmd, self.timeout, |_| {}).await.map_err(|e| {

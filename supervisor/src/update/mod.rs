@@ -7,6 +7,7 @@
 //! The updater is its own task: one update at a time; it publishes what it
 //! is doing on a watch channel that `status` reads.
 
+pub mod backups;
 pub mod build;
 pub mod command;
 pub mod git;
@@ -128,6 +129,13 @@ impl Updater {
 
     /// Polls at the interval and on request, one update at a time.
     pub async fn run(mut self, mut requests: mpsc::Receiver<UpdateRequest>) {
+        // Whether git and cargo run, for `status`: checked once now, and
+        // again before updates.
+        tokio::task::spawn(async {
+            for tool in ["git", "cargo"] {
+                let _ = crate::tools::usable_async(tool, true).await;
+            }
+        });
         let interval = Duration::from_millis(self.cfg.poll_interval_ms);
         let mut next =
             (!interval.is_zero()).then(|| Instant::now() + interval.min(Duration::from_secs(2)));
@@ -148,7 +156,10 @@ impl Updater {
                 self.held.clear();
                 self.set(|v| v.held_commits.clear());
             }
-            let outcome = self.poll().await;
+            // Someone asked: check the tools again (they may just have
+            // installed the missing one).
+            let fresh = !waiters.is_empty();
+            let outcome = self.poll(fresh).await;
             let answer = match outcome {
                 Outcome::Nothing(s) | Outcome::Deployed(s) | Outcome::Held(s) => Ok(s),
                 Outcome::Failed(s) => Err(s),
@@ -189,8 +200,8 @@ impl Updater {
         });
     }
 
-    async fn poll(&mut self) -> Outcome {
-        let outcome = self.poll_inner().await;
+    async fn poll(&mut self, fresh: bool) -> Outcome {
+        let outcome = self.poll_inner(fresh).await;
         // `last_error` describes the problem now: none after a clean poll.
         let (text, err) = match &outcome {
             Outcome::Nothing(s) | Outcome::Deployed(s) => (s.clone(), None),
@@ -213,13 +224,14 @@ impl Updater {
         outcome
     }
 
-    async fn poll_inner(&mut self) -> Outcome {
+    async fn poll_inner(&mut self, fresh: bool) -> Outcome {
         self.set(|v| v.last_poll_at = Some(shared::time::now_rfc3339()));
         let Some(repo) = self.cfg.repo.clone() else {
             return Outcome::Nothing("no repository to watch (set SECOND_BRAIN_REPO)".into());
         };
-        let Some(git_bin) = binary::find_tool("git") else {
-            return Outcome::Failed("git is not installed or not on PATH".into());
+        let git_bin = match crate::tools::usable_async("git", fresh).await {
+            Ok(bin) => bin,
+            Err(e) => return Outcome::Failed(format!("cannot poll: {e}")),
         };
         let git = Git {
             bin: git_bin,
@@ -242,10 +254,21 @@ impl Updater {
                     short(&tip)
                 ));
             }
-            let built = match self.build(&git, &repo, &tip, deployed.as_deref()).await {
+            // Not the commit's fault: not held.
+            let cargo = match crate::tools::usable_async("cargo", fresh).await {
+                Ok(bin) => bin,
+                Err(e) => return Outcome::Failed(format!("{} not built: {e}", short(&tip))),
+            };
+            let built = match self
+                .build(&git, &cargo, &repo, &tip, deployed.as_deref())
+                .await
+            {
                 Ok(b) => b,
                 Err(e) => {
-                    self.hold(&tip, &e);
+                    // Access refused by the system is not the commit's fault.
+                    if !crate::tools::is_denied(&e) {
+                        self.hold(&tip, &e);
+                    }
                     return Outcome::Failed(format!("{} not deployed: {e}", short(&tip)));
                 }
             };
@@ -275,19 +298,6 @@ impl Updater {
         self.actor.send(Control::Status(tx)).await.ok()?;
         rx.await.ok()?.worker.commit
     }
-}
-
-pub(crate) struct Built {
-    worker: PathBuf,
-    supervisor: Option<PathBuf>,
-}
-
-/// Whether a changed path can change the supervisor binary.
-pub(crate) fn touches_supervisor(path: &str) -> bool {
-    path.starts_with("supervisor/")
-        || path.starts_with("shared/")
-        || path == "Cargo.lock"
-        || path == "Cargo.toml"
 }
 
 pub(crate) fn short(sha: &str) -> &str {

@@ -6,29 +6,28 @@ use std::time::Instant;
 use tokio::sync::oneshot;
 use tracing::{error, info, warn};
 
-use super::build;
 use super::git::Git;
-use super::{short, touches_supervisor, Built, Outcome, Updater};
+use super::{backups, build};
+use super::{short, Outcome, Updater};
 use crate::actor::{Control, DeployError};
-use crate::binary;
+use crate::{binary, tools};
 
 impl Updater {
     pub(super) async fn build(
         &mut self,
         git: &Git,
+        cargo: &std::path::Path,
         repo: &std::path::Path,
         sha: &str,
         deployed: Option<&str>,
     ) -> Result<Built, String> {
-        let Some(cargo) = binary::find_tool("cargo") else {
-            return Err("cargo is not installed or not on PATH".into());
-        };
         self.step("building", Some(sha));
         std::fs::create_dir_all(&self.staging.root)
             .map_err(|e| format!("cannot create {}: {e}", self.staging.root.display()))?;
         let _lock = build::lock_staging(&self.staging).await?;
         git.prepare_staging(&self.staging.src(), repo, &self.cfg.branch, sha)
             .await?;
+        backups::exclude(&self.staging.target()).await;
         // Does this commit change the supervisor too? Compared with what
         // serves now; when that cannot be told, build it to be sure.
         let from = deployed
@@ -44,14 +43,15 @@ impl Updater {
         let started = Instant::now();
         info!(commit = short(sha), supervisor_changed, "building");
         build::cargo_build(
-            &cargo,
+            cargo,
             &self.staging,
             &self.cfg.build_profile,
             sha,
             supervisor_changed,
             self.cfg.build_timeout,
         )
-        .await?;
+        .await
+        .map_err(|e| tools::explain_denied(e, &self.staging.root))?;
         info!(
             commit = short(sha),
             took_ms = started.elapsed().as_millis() as u64,
@@ -70,7 +70,7 @@ impl Updater {
             )
         } else {
             // Which supervisor goes with this release: the one running now.
-            if let Ok(me) = std::env::current_exe() {
+            if let Ok(me) = binary::own_exe() {
                 let record = self.releases.dir.join(sha).join("supervisor-path");
                 let _ = shared::fsutil::atomic_write(&record, |w| {
                     use std::io::Write;
@@ -180,4 +180,17 @@ impl Updater {
         let commits = self.held.commits();
         self.set(|v| v.held_commits = commits);
     }
+}
+
+pub(crate) struct Built {
+    worker: PathBuf,
+    supervisor: Option<PathBuf>,
+}
+
+/// Whether a changed path can change the supervisor binary.
+pub(crate) fn touches_supervisor(path: &str) -> bool {
+    path.starts_with("supervisor/")
+        || path.starts_with("shared/")
+        || path == "Cargo.lock"
+        || path == "Cargo.toml"
 }
