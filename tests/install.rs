@@ -411,7 +411,10 @@ fn launchd_dry_run_prints_a_valid_plist_and_changes_nothing() {
         assert_eq!(p[key], s.launchd_output().to_str().unwrap(), "{key}");
     }
     assert_eq!(p["WorkingDirectory"], "/");
-    assert_eq!(p["SoftResourceLimits"]["NumberOfFiles"], 10240);
+    assert_eq!(
+        p["SoftResourceLimits"]["NumberOfFiles"],
+        shared::fdlimit::WANTED_OPEN_FILES
+    );
 
     let env = p["EnvironmentVariables"].as_object().expect("a dict");
     let mut keys: Vec<&str> = env.keys().map(String::as_str).collect();

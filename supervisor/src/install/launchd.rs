@@ -75,6 +75,7 @@ pub fn render(service: &Service) -> Result<String, InstallError> {
     let output = escape_path(&service.output_log)?;
     let stop_budget = (crate::DEFAULT_STOP_TIMEOUT_MS / 1000).to_string();
     let exit_timeout = EXIT_TIMEOUT_SECS.to_string();
+    let open_files = shared::fdlimit::WANTED_OPEN_FILES.to_string();
     templates::fill(
         templates::PLIST,
         &[
@@ -82,6 +83,7 @@ pub fn render(service: &Service) -> Result<String, InstallError> {
             ("SUPERVISOR", &supervisor),
             ("STOP_BUDGET_SECS", &stop_budget),
             ("EXIT_TIMEOUT_SECS", &exit_timeout),
+            ("OPEN_FILES", &open_files),
             ("OUTPUT_PATH", &output),
             ("ENVIRONMENT", &environment),
         ],
