@@ -24,6 +24,7 @@ pub fn bind_listener(path: &Path) -> io::Result<OwnedFd> {
         SockFlag::SOCK_CLOEXEC,
         None,
     )?;
+    shared::paths::check_socket_path(path)?;
     let addr = UnixAddr::new(path)?;
     bind(fd.as_raw_fd(), &addr).map_err(|e| {
         io::Error::new(

@@ -129,19 +129,13 @@ pub async fn run(
 mod tests {
     use super::*;
 
-    fn gone(pid: i32) -> bool {
-        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-            Ok(stat) => stat
-                .rsplit(')')
-                .next()
-                .unwrap_or("")
-                .trim_start()
-                .starts_with('Z'),
-            Err(_) => true,
-        }
+    /// Exited (a zombie counts: it waits only to be reaped). The same
+    /// probe on Linux and macOS; panics if it cannot tell.
+    fn gone(pid: u32) -> bool {
+        !shared::procs::alive(pid).expect("ps tells whether a pid runs")
     }
 
-    async fn grandchild_after(cancel_outside: bool) -> i32 {
+    async fn grandchild_after(cancel_outside: bool) -> u32 {
         let tmp = tempfile::tempdir().unwrap();
         let pidfile = tmp.path().join("pid");
         let script = format!("sleep 60 & echo $! > {}; wait", pidfile.display());
@@ -163,7 +157,7 @@ mod tests {
             .unwrap()
     }
 
-    async fn wait_gone(pid: i32) {
+    async fn wait_gone(pid: u32) {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while !gone(pid) {
             assert!(
