@@ -55,6 +55,17 @@ impl Supervisor {
     /// `supervisor run` with its log dir in the test dir, polling off
     /// unless `args` set it, and `--worker-bin` if given.
     pub fn spawn(dir: &TestDir, worker: Option<&Path>, args: &[&str]) -> Supervisor {
+        Self::spawn_env(dir, worker, args, &[])
+    }
+
+    /// Like `spawn`, with `env` set for the supervisor (and so for what it
+    /// starts: a fake `cargo` first in `PATH`, for example).
+    pub fn spawn_env(
+        dir: &TestDir,
+        worker: Option<&Path>,
+        args: &[&str],
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Supervisor {
         let logs = dir.root().join("logs");
         let stderr = dir.root().join(format!(
             "supervisor-{}.stderr",
@@ -73,6 +84,7 @@ impl Supervisor {
         }
         let child = cmd
             .args(args)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -11,6 +11,7 @@ pub mod build;
 pub mod command;
 pub mod git;
 pub mod held;
+pub mod leftovers;
 pub mod releases;
 mod steps;
 
@@ -128,6 +129,8 @@ impl Updater {
 
     /// Polls at the interval and on request, one update at a time.
     pub async fn run(mut self, mut requests: mpsc::Receiver<UpdateRequest>) {
+        // First what a dead supervisor left running in the staging area.
+        leftovers::start(&self.staging);
         let interval = Duration::from_millis(self.cfg.poll_interval_ms);
         let mut next =
             (!interval.is_zero()).then(|| Instant::now() + interval.min(Duration::from_secs(2)));
