@@ -12,8 +12,10 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects, with `timeout` on every read and write.
+    /// Connects, with `timeout` on every read and write. A path too long
+    /// for a socket is an error that names it.
     pub fn connect(socket: &Path, timeout: Duration) -> io::Result<Client> {
+        crate::paths::check_socket_path(socket)?;
         let stream = UnixStream::connect(socket)?;
         stream.set_read_timeout(Some(timeout))?;
         stream.set_write_timeout(Some(timeout))?;

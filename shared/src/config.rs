@@ -97,14 +97,29 @@ fn parse_number<T: std::str::FromStr>(raw: &OsString, what: &str) -> Result<T, S
 }
 
 /// The data directory: `--data-dir`, `SECOND_BRAIN_DATA_DIR`, `~/.second-brain`.
+/// Refused when its sockets' paths would be too long for a Unix socket.
 pub fn data_dir(flag: Option<OsString>) -> Result<PathBuf, ConfigError> {
     let s = Setting {
         flag: "--data-dir",
         env: DATA_DIR_ENV,
     };
-    match s.resolve(flag, parse_dir)? {
+    let fits = |dir: &PathBuf| {
+        crate::paths::DataDir::new(dir)
+            .check_socket_paths()
+            .map_err(|e| e.to_string())
+    };
+    let parse = |raw: &OsString| parse_dir(raw).and_then(|d| fits(&d).map(|()| d));
+    match s.resolve(flag, parse)? {
         Some(p) => Ok(p),
-        None => Ok(home()?.join(".second-brain")),
+        None => {
+            let dir = home()?.join(".second-brain");
+            fits(&dir).map_err(|reason| ConfigError {
+                source: "HOME".into(),
+                value: dir.display().to_string(),
+                reason,
+            })?;
+            Ok(dir)
+        }
     }
 }
 
@@ -235,5 +250,29 @@ mod tests {
         assert_eq!(branch(Some("release/1".into())).unwrap(), "release/1");
         assert!(data_dir(Some("".into())).is_err());
         assert!(data_dir(Some("rel".into())).unwrap().is_absolute());
+    }
+
+    #[test]
+    fn a_data_dir_too_long_for_its_sockets_is_refused_naming_the_socket() {
+        let max = crate::paths::max_socket_path();
+        // `supervisor.sock` is the longer of the two names.
+        let fits = format!("/{}", "d".repeat(max - "//supervisor.sock".len()));
+        assert_eq!(format!("{fits}/supervisor.sock").len(), max);
+        assert_eq!(
+            data_dir(Some(fits.clone().into())).unwrap(),
+            PathBuf::from(&fits)
+        );
+        let long = format!("{fits}x");
+        let e = data_dir(Some(long.clone().into())).unwrap_err();
+        assert_eq!(e.source, "--data-dir");
+        let sock = format!("{long}/supervisor.sock");
+        let text = e.to_string();
+        assert!(text.contains(&sock), "{text}");
+        assert!(
+            text.contains(&format!("{} bytes long", sock.len())),
+            "{text}"
+        );
+        assert!(text.contains(&format!("the {max} bytes")), "{text}");
+        assert!(text.contains("shorter data directory"), "{text}");
     }
 }

@@ -1,6 +1,7 @@
 //! What the second-brain `supervisor` and `worker` must agree on: the
 //! session protocol, configuration resolution, data-directory paths, durable
-//! file helpers, logging setup and a small blocking client.
+//! file helpers, logging setup, a small blocking client and portable probes
+//! of other processes.
 
 pub mod accept_log;
 pub mod client;
@@ -12,6 +13,7 @@ pub mod ids;
 pub mod lock;
 pub mod logging;
 pub mod paths;
+pub mod procs;
 pub mod protocol;
 pub mod time;
 pub mod version;

@@ -62,10 +62,44 @@ impl DataDir {
         ensure_private_dir(&self.root)
     }
 
+    /// Refuses a data directory whose socket paths are too long for a Unix
+    /// socket on this system (see [`check_socket_path`]).
+    pub fn check_socket_paths(&self) -> io::Result<()> {
+        check_socket_path(&self.worker_sock())?;
+        check_socket_path(&self.supervisor_sock())
+    }
+
     /// The uid that owns the data directory; only it may connect.
     pub fn owner_uid(&self) -> io::Result<u32> {
         Ok(fs::metadata(&self.root)?.uid())
     }
+}
+
+/// The longest path a Unix socket may have on this system, in bytes:
+/// `sun_path` less its closing NUL (107 on Linux, 103 on macOS).
+pub fn max_socket_path() -> usize {
+    // SAFETY: sockaddr_un is plain bytes and numbers; all zeroes is valid.
+    let addr: nix::libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_path.len() - 1
+}
+
+/// An error naming `path`, its length, the limit and what to do, if
+/// `path` is too long to bind or connect to as a Unix socket.
+pub fn check_socket_path(path: &Path) -> io::Result<()> {
+    let len = path.as_os_str().len();
+    let max = max_socket_path();
+    if len <= max {
+        return Ok(());
+    }
+    Err(io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!(
+            "the socket path {} is {len} bytes long, more than the {max} bytes a Unix \
+             socket path may have on this system; choose a shorter data directory \
+             (--data-dir or SECOND_BRAIN_DATA_DIR)",
+            path.display()
+        ),
+    ))
 }
 
 /// Creates `dir` (and parents) with mode 0700, or sets 0700 on an existing one.

@@ -23,9 +23,11 @@
 //!   Then graceful restarts: the wall time of `supervisor restart` and the
 //!   refused connections under the same client loop, next to the naive
 //!   SIGTERM, `waitpid`, start-again of the baseline.
-//! - (b) the supervisor's VmRSS when idle and after `BENCH_RESTARTS`
+//! - (b) the supervisor's RSS when idle and after `BENCH_RESTARTS`
 //!   worker restarts (graceful, sent on the control socket exactly as
 //!   `supervisor restart` sends them, with the client loop still running).
+//!   RSS comes from `ps` (Linux and macOS); its split into anonymous and
+//!   file-backed pages comes from `/proc` and is Linux-only.
 //! - (c) the wall time of `supervisor status --json` and `supervisor status`,
 //!   each run a fresh process.
 //!
@@ -98,9 +100,7 @@ impl Config {
             graceful: env_usize("BENCH_GRACEFUL", 30).max(1),
             restarts: env_usize("BENCH_RESTARTS", 1000).max(4),
             status_runs: env_usize("BENCH_STATUS_RUNS", 200).max(1),
-            tmpdir: std::env::var_os("BENCH_TMPDIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(std::env::temp_dir),
+            tmpdir: bench_tmpdir(),
             keep: env_usize("BENCH_KEEP", 0) != 0,
         }
     }
@@ -123,45 +123,60 @@ fn fmt_kib(kib: u64) -> String {
     format!("{:.2} MiB", kib as f64 / 1024.0)
 }
 
-/// VmRSS of a process, and the part of it that is anonymous memory (heap,
-/// stacks) rather than pages of mapped files (code of the binary and libc).
+/// Resident memory (RSS) of a process, from `ps` on Linux and macOS; on
+/// Linux also the part of it that is anonymous memory (heap, stacks)
+/// rather than pages of mapped files (code of the binary and libc).
 #[derive(Debug, Clone, Copy)]
 struct Rss {
     total_kib: u64,
-    anon_kib: u64,
+    /// Linux only.
+    anon_kib: Option<u64>,
 }
 
 impl Rss {
     fn of(pid: u32) -> Rss {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-            .unwrap_or_else(|e| panic!("read /proc/{pid}/status: {e}"));
-        let field = |name: &str| -> u64 {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-                .unwrap_or_else(|| panic!("{name} in /proc/{pid}/status"))
-        };
+        let ps = shared::procs::ps(pid)
+            .unwrap_or_else(|e| panic!("ps about pid {pid}: {e}"))
+            .unwrap_or_else(|| panic!("pid {pid} is not running"));
         Rss {
-            total_kib: field("VmRSS:"),
-            anon_kib: field("RssAnon:"),
+            total_kib: ps.rss_kib,
+            anon_kib: anon_kib(pid),
         }
     }
+}
 
-    fn file_kib(&self) -> u64 {
-        self.total_kib - self.anon_kib
-    }
+/// `RssAnon` from `/proc/<pid>/status`: Linux only.
+#[cfg(target_os = "linux")]
+fn anon_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("read /proc/{pid}/status: {e}"));
+    let kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("RssAnon:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok());
+    Some(kib.unwrap_or_else(|| panic!("RssAnon in /proc/{pid}/status")))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn anon_kib(_pid: u32) -> Option<u64> {
+    None
 }
 
 impl std::fmt::Display for Rss {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} (anon {} KiB + file {} KiB)",
-            fmt_kib(self.total_kib),
-            self.anon_kib,
-            self.file_kib()
-        )
+        match self.anon_kib {
+            Some(anon) => write!(
+                f,
+                "{} (anon {anon} KiB + file {} KiB)",
+                fmt_kib(self.total_kib),
+                self.total_kib.saturating_sub(anon)
+            ),
+            None => write!(
+                f,
+                "{} (the anon/file split is Linux-only)",
+                fmt_kib(self.total_kib)
+            ),
+        }
     }
 }
 
@@ -778,7 +793,7 @@ fn many_restarts(sup: &mut Supervisor, cfg: &Config, r: &mut Results) {
         .collect();
     let c = &r.restart_counts;
     println!(
-        "  took {:.1} s (request median {}); client: answered {}, refused {}, dropped {}, other {}; supervisor VmRSS:{}",
+        "  took {:.1} s (request median {}); client: answered {}, refused {}, dropped {}, other {}; supervisor RSS:{}",
         r.restarts_took.as_secs_f64(),
         fmt_ms(pct(&r.restart_request_ms, 50.0)),
         c.answered,
@@ -811,7 +826,10 @@ fn table(cfg: &Config, r: &Results) {
     let (warm_n, warm) = r.restart_rss[1];
     let (last_n, last) = *r.restart_rss.last().expect("readings");
     let growth = last.total_kib as i64 - warm.total_kib as i64;
-    let anon_growth = last.anon_kib as i64 - warm.anon_kib as i64;
+    let anon_growth = match (last.anon_kib, warm.anon_kib) {
+        (Some(l), Some(w)) => format!("{:+} KiB", l as i64 - w as i64),
+        _ => "Linux-only".into(),
+    };
     let json_med = pct(&r.status_json_ms, 50.0);
     let text_med = pct(&r.status_text_ms, 50.0);
     let rapid: Vec<String> = r.rapid.iter().map(|s| fmt_ms(ms(s.latency))).collect();
@@ -912,7 +930,7 @@ fn table(cfg: &Config, r: &Results) {
         ],
         [
             format!(
-                "supervisor VmRSS idle (pool of {}: max {})",
+                "supervisor RSS idle (pool of {}: max {})",
                 r.idle_rss.len(),
                 fmt_kib(idle_max)
             ),
@@ -923,7 +941,7 @@ fn table(cfg: &Config, r: &Results) {
             verdict(idle_max <= TARGET_RSS_KIB).into(),
         ],
         [
-            format!("supervisor VmRSS after {last_n} restarts"),
+            format!("supervisor RSS after {last_n} restarts"),
             last.to_string(),
             "-".into(),
             String::new(),
@@ -932,11 +950,11 @@ fn table(cfg: &Config, r: &Results) {
         ],
         [
             format!(
-                "supervisor VmRSS growth from restart {warm_n} to {last_n} (total / anon; \
+                "supervisor RSS growth from restart {warm_n} to {last_n} (total / anon; \
                  restart 0 to {warm_n}: {:+} KiB)",
                 warm.total_kib as i64 - idle_restart.total_kib as i64
             ),
-            format!("{growth:+} KiB / {anon_growth:+} KiB"),
+            format!("{growth:+} KiB / {anon_growth}"),
             "-".into(),
             String::new(),
             format!("<= {GROWTH_TOLERANCE_KIB} KiB"),
@@ -1038,7 +1056,7 @@ fn main() {
     }
     thread::sleep(Duration::from_millis(500));
     r.idle_rss = pool.iter().map(Supervisor::rss).collect();
-    println!("idle supervisor VmRSS: {}", r.idle_rss[0]);
+    println!("idle supervisor RSS: {}", r.idle_rss[0]);
 
     // While the pool's workers become stable: the baseline, then status.
     baseline(&bins, tmp.path(), &cfg, &mut r);

@@ -37,7 +37,8 @@
 //! 4. a no-op poll: `supervisor update` when already up to date, its wall
 //!    time and the supervisor's CPU for it (utime+stime of the process and
 //!    cutime+cstime of its reaped children, i.e. the git commands, from
-//!    `/proc/<pid>/stat`), next to the same git commands run by hand.
+//!    `/proc/<pid>/stat`: Linux-only; elsewhere the supervisor's own CPU
+//!    from `ps`), next to the same git commands run by hand (`getrusage`).
 //!
 //! Run: `cargo bench -p supervisor --bench update`
 //!
@@ -127,9 +128,7 @@ impl Config {
             fsync_probe: Duration::from_millis(env_usize("BENCH_FSYNC_PROBE_MS", 5000) as u64),
             deploy_load: env_usize("BENCH_DEPLOY_LOAD", 1) != 0,
             staging: std::env::var_os("BENCH_STAGING").map(PathBuf::from),
-            tmpdir: std::env::var_os("BENCH_TMPDIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(std::env::temp_dir),
+            tmpdir: bench_tmpdir(),
             keep: env_usize("BENCH_KEEP", 0) != 0,
             dump: None,
         }
@@ -152,8 +151,23 @@ fn med_list(values: &[f64]) -> String {
 
 // ---------------------------------------------------------------- CPU
 
-/// CPU time of a process from `/proc/<pid>/stat`, in clock ticks: its own
-/// (all threads) and that of its children it has reaped.
+/// CPU time in ms of the children this bench has reaped and of theirs
+/// (`getrusage`: Linux and macOS, microsecond resolution).
+fn reaped_children_ms() -> f64 {
+    ms(shared::procs::reaped_children_cpu())
+}
+
+/// A process's own CPU time in ms from `ps` (Linux and macOS). Coarse:
+/// whole seconds with procps, hundredths of a second on macOS.
+fn ps_cpu_ms(pid: u32) -> f64 {
+    let p = shared::procs::ps(pid)
+        .unwrap_or_else(|e| panic!("ps about pid {pid}: {e}"))
+        .unwrap_or_else(|| panic!("pid {pid} is not running"));
+    ms(p.cpu)
+}
+
+/// Linux only: CPU time of a process from `/proc/<pid>/stat`, in clock
+/// ticks: its own (all threads) and that of its children it has reaped.
 #[derive(Debug, Clone, Copy, Default)]
 struct Cpu {
     own: u64,
@@ -161,8 +175,11 @@ struct Cpu {
 }
 
 impl Cpu {
-    /// `pid` is a number or `self`.
-    fn of(pid: &str) -> Cpu {
+    /// `None` where there is no `/proc` (macOS).
+    fn of(pid: u32) -> Option<Cpu> {
+        if !cfg!(target_os = "linux") {
+            return None;
+        }
         let stat = fs::read_to_string(format!("/proc/{pid}/stat"))
             .unwrap_or_else(|e| panic!("read /proc/{pid}/stat: {e}"));
         // Fields after the command name (which may hold spaces) start at
@@ -174,10 +191,10 @@ impl Cpu {
             .take(4)
             .map(|v| v.parse().expect("a number"))
             .collect();
-        Cpu {
+        Some(Cpu {
             own: f[0] + f[1],
             children: f[2] + f[3],
-        }
+        })
     }
 
     fn since(self, before: Cpu) -> Cpu {
@@ -188,15 +205,26 @@ impl Cpu {
     }
 }
 
+/// How fine `ps`'s CPU time is here.
+const PS_RESOLUTION: &str = if cfg!(target_os = "linux") {
+    "procps counts whole seconds"
+} else {
+    "ps counts hundredths of a second"
+};
+
 fn tick_ms() -> f64 {
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { nix::libc::sysconf(nix::libc::_SC_CLK_TCK) };
     1000.0 / if hz > 0 { hz as f64 } else { 100.0 }
 }
 
-/// A process's own CPU time with nanosecond resolution: the sum over its
-/// threads of `/proc/<pid>/task/*/schedstat` (threads that ended are lost).
-fn sched_ns(pid: u32) -> u64 {
+/// Linux only: a process's own CPU time with nanosecond resolution, the
+/// sum over its threads of `/proc/<pid>/task/*/schedstat` (threads that
+/// ended are lost).
+fn sched_ns(pid: u32) -> Option<u64> {
+    if !cfg!(target_os = "linux") {
+        return None;
+    }
     let mut total = 0;
     for e in fs::read_dir(format!("/proc/{pid}/task"))
         .into_iter()
@@ -211,7 +239,7 @@ fn sched_ns(pid: u32) -> u64 {
                 .unwrap_or(0);
         }
     }
-    total
+    Some(total)
 }
 
 // ---------------------------------------------------------------- git project
@@ -1146,17 +1174,33 @@ fn fsync_probe(dir: &Path, how_long: Duration) -> Vec<f64> {
 
 struct Noop {
     wall: Vec<f64>,
+    /// The supervisor's own CPU per poll (ms), mean over the polls, from
+    /// `ps`: Linux and macOS, but coarse (see `ps_cpu_ms`).
+    ps_own_mean: f64,
+    /// Linux only: finer figures from `/proc`.
+    linux: Option<LinuxNoop>,
+    /// The CLI process's own CPU per poll (ms), mean.
+    cli_cpu_mean: f64,
+    /// The same git commands by hand.
+    git_wall: Vec<f64>,
+    git_cpu_mean: f64,
+}
+
+/// The no-op polls' CPU from `/proc` (Linux only).
+#[derive(Default)]
+struct LinuxNoop {
     /// Supervisor CPU per poll (ms): own + reaped children, from ticks.
     cpu: Vec<f64>,
     own_total_ms: f64,
     children_total_ms: f64,
     /// Own CPU from schedstat, ns resolution, per poll (ms).
     own_sched: Vec<f64>,
-    /// The CLI process's own CPU per poll (ms), mean.
-    cli_cpu_mean: f64,
-    /// The same git commands by hand.
-    git_wall: Vec<f64>,
-    git_cpu_mean: f64,
+}
+
+impl LinuxNoop {
+    fn mean(&self) -> f64 {
+        self.cpu.iter().sum::<f64>() / self.cpu.len().max(1) as f64
+    }
 }
 
 fn noop_polls(sup: &Supervisor, p: &Project, cfg: &Config) -> Noop {
@@ -1166,26 +1210,32 @@ fn noop_polls(sup: &Supervisor, p: &Project, cfg: &Config) -> Noop {
     );
     let tick = tick_ms();
     let pid = sup.pid();
-    let (mut wall, mut cpu, mut own_sched) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut own_total, mut children_total) = (0u64, 0u64);
-    let bench_before = Cpu::of("self");
+    let mut wall = Vec::new();
+    let mut linux = Cpu::of(pid).map(|_| LinuxNoop::default());
+    let bench_before = reaped_children_ms();
+    let ps_before = ps_cpu_ms(pid);
     for _ in 0..cfg.noop_polls {
         thread::sleep(Duration::from_millis(100));
-        let before = Cpu::of(&pid.to_string());
+        let before = Cpu::of(pid);
         let sched = sched_ns(pid);
         let (out, took) = sup.cli(&["update"]);
         let text = expect_ok(&out, "a no-op update", sup);
         assert!(text.contains("up to date"), "not a no-op: {text}");
-        // The answer is sent after the poll's last git command was reaped.
-        let d = Cpu::of(&pid.to_string()).since(before);
-        own_sched.push((sched_ns(pid) - sched) as f64 / 1e6);
         wall.push(ms(took));
-        cpu.push((d.own + d.children) as f64 * tick);
-        own_total += d.own;
-        children_total += d.children;
+        // The answer is sent after the poll's last git command was reaped.
+        if let (Some(l), Some(before), Some(after), Some(s0), Some(s1)) =
+            (linux.as_mut(), before, Cpu::of(pid), sched, sched_ns(pid))
+        {
+            let d = after.since(before);
+            l.own_sched.push((s1 - s0) as f64 / 1e6);
+            l.cpu.push((d.own + d.children) as f64 * tick);
+            l.own_total_ms += d.own as f64 * tick;
+            l.children_total_ms += d.children as f64 * tick;
+        }
     }
     let n = cfg.noop_polls as f64;
-    let cli_cpu_mean = Cpu::of("self").since(bench_before).children as f64 * tick / n;
+    let ps_own_mean = (ps_cpu_ms(pid) - ps_before) / n;
+    let cli_cpu_mean = (reaped_children_ms() - bench_before) / n;
     // The same git commands, by hand: what a poll cannot do without.
     let branch = "main";
     let refspec = format!("+refs/heads/{branch}:refs/remotes/origin/{branch}");
@@ -1197,7 +1247,7 @@ fn noop_polls(sup: &Supervisor, p: &Project, cfg: &Config) -> Noop {
         &["rev-parse", "--verify", "--quiet", "HEAD^{commit}"],
     ];
     let mut git_wall = Vec::new();
-    let before = Cpu::of("self");
+    let before = reaped_children_ms();
     for _ in 0..cfg.noop_polls {
         thread::sleep(Duration::from_millis(100));
         let t = Instant::now();
@@ -1206,30 +1256,38 @@ fn noop_polls(sup: &Supervisor, p: &Project, cfg: &Config) -> Noop {
         }
         git_wall.push(ms(t.elapsed()));
     }
-    let git_cpu_mean = Cpu::of("self").since(before).children as f64 * tick / n;
+    let git_cpu_mean = (reaped_children_ms() - before) / n;
     let r = Noop {
         wall,
-        cpu,
-        own_total_ms: own_total as f64 * tick,
-        children_total_ms: children_total as f64 * tick,
-        own_sched,
+        ps_own_mean,
+        linux,
         cli_cpu_mean,
         git_wall,
         git_cpu_mean,
     };
     println!(
-        "  wall median {} (max {}); supervisor CPU per poll: mean {} (own {} + git children {}), median {} (ticks of {}); \
-         own by schedstat median {}; the CLI process {} mean",
+        "  wall median {} (max {}); supervisor own CPU per poll by ps: mean {} ({}); the CLI process {} mean",
         fmt_ms(median(&r.wall)),
         fmt_ms(pct(&r.wall, 100.0)),
-        fmt_ms(r.cpu.iter().sum::<f64>() / n),
-        fmt_ms(r.own_total_ms / n),
-        fmt_ms(r.children_total_ms / n),
-        fmt_ms(median(&r.cpu)),
-        fmt_ms(tick),
-        fmt_ms(median(&r.own_sched)),
+        fmt_ms(r.ps_own_mean),
+        PS_RESOLUTION,
         fmt_ms(r.cli_cpu_mean)
     );
+    match &r.linux {
+        Some(l) => println!(
+            "  from /proc: supervisor CPU per poll: mean {} (own {} + git children {}), median {} (ticks of {}); \
+             own by schedstat median {}",
+            fmt_ms(l.mean()),
+            fmt_ms(l.own_total_ms / n),
+            fmt_ms(l.children_total_ms / n),
+            fmt_ms(median(&l.cpu)),
+            fmt_ms(tick),
+            fmt_ms(median(&l.own_sched)),
+        ),
+        None => println!(
+            "  the supervisor's git children CPU and the per-poll figures come from /proc: Linux-only"
+        ),
+    }
     println!(
         "  the same 4 git commands by hand: wall median {}, CPU mean {}",
         fmt_ms(median(&r.git_wall)),
@@ -1259,7 +1317,6 @@ fn table(cfg: &Config, r: &Results) {
     let swap_ready = col(|p| p.swap_ready);
     let swap_max = pct(&s.swap_lat, 100.0);
     let steady_max = pct(&s.steady_lat, 100.0);
-    let noop_cpu_mean = r.noop.cpu.iter().sum::<f64>() / r.noop.cpu.len() as f64;
     let noop_wall = median(&r.noop.wall);
     let mut rows: Vec<[String; 5]> = vec![
         [
@@ -1441,19 +1498,7 @@ fn table(cfg: &Config, r: &Results) {
             format!("<= {}", fmt_ms(TARGET_NOOP_WALL_MS)),
             verdict(noop_wall <= TARGET_NOOP_WALL_MS).into(),
         ],
-        [
-            "no-op poll: supervisor CPU per poll (own + reaped git children), mean".into(),
-            format!(
-                "{} (own {} + git {}; median {})",
-                fmt_ms(noop_cpu_mean),
-                fmt_ms(r.noop.own_total_ms / r.noop.cpu.len() as f64),
-                fmt_ms(r.noop.children_total_ms / r.noop.cpu.len() as f64),
-                fmt_ms(median(&r.noop.cpu))
-            ),
-            format!("git by hand {}", fmt_ms(r.noop.git_cpu_mean)),
-            format!("<= {}", fmt_ms(TARGET_NOOP_CPU_MS)),
-            verdict(noop_cpu_mean <= TARGET_NOOP_CPU_MS).into(),
-        ],
+        noop_cpu_row(&r.noop),
     ]);
     println!();
     println!("| measure | result | comparison | target | verdict |");
@@ -1462,16 +1507,57 @@ fn table(cfg: &Config, r: &Results) {
         println!("| {} |", row.join(" | "));
     }
     println!();
+    let cpu_note = match &r.noop.linux {
+        Some(_) => format!(
+            "CPU from /proc/<pid>/stat is counted in ticks of {}: per-poll medians are coarse, the mean is over all polls.",
+            fmt_ms(tick_ms())
+        ),
+        None => format!(
+            "The supervisor's CPU comes from ps ({PS_RESOLUTION}), its own only: \
+             the git children's share needs /proc and is Linux-only."
+        ),
+    };
     println!(
-        "{} CPUs; load average {} at the start, {} at the end. Swap windows: {} in all ({} client requests in the swap phase). \
-         CPU from /proc/<pid>/stat is counted in ticks of {}: per-poll medians are coarse, the mean is over all polls.",
+        "{} CPUs; load average {} at the start, {} at the end. Swap windows: {} in all ({} client requests in the swap phase). {cpu_note}",
         thread::available_parallelism().map_or(0, |n| n.get()),
         r.load.0,
         r.load.1,
         fmt_ms(ms(s.window_total)),
         s.requests,
-        fmt_ms(tick_ms())
     );
+}
+
+/// The no-op poll's CPU row: judged on Linux, where `/proc` gives the git
+/// children's share too; elsewhere `ps` gives the supervisor's own only.
+fn noop_cpu_row(noop: &Noop) -> [String; 5] {
+    let by_hand = format!("git by hand {}", fmt_ms(noop.git_cpu_mean));
+    let target = format!("<= {}", fmt_ms(TARGET_NOOP_CPU_MS));
+    match &noop.linux {
+        Some(l) => {
+            let n = l.cpu.len().max(1) as f64;
+            [
+                "no-op poll: supervisor CPU per poll (own + reaped git children), mean".into(),
+                format!(
+                    "{} (own {} + git {}; median {})",
+                    fmt_ms(l.mean()),
+                    fmt_ms(l.own_total_ms / n),
+                    fmt_ms(l.children_total_ms / n),
+                    fmt_ms(median(&l.cpu))
+                ),
+                by_hand,
+                target,
+                verdict(l.mean() <= TARGET_NOOP_CPU_MS).into(),
+            ]
+        }
+        None => [
+            "no-op poll: supervisor own CPU per poll (ps), mean; the git children's share is Linux-only"
+                .into(),
+            fmt_ms(noop.ps_own_mean),
+            by_hand,
+            target,
+            "info (judged on Linux only)".into(),
+        ],
+    }
 }
 
 fn main() {

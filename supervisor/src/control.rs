@@ -191,6 +191,7 @@ async fn session_count(worker_sock: &Path) -> Option<u64> {
 /// Client side: sends one request and reads the answer (blocking).
 pub fn request(sock: &Path, request: &Value, timeout: Option<Duration>) -> std::io::Result<Value> {
     use std::io::{BufRead, Write};
+    shared::paths::check_socket_path(sock)?;
     let mut stream = std::os::unix::net::UnixStream::connect(sock)?;
     stream.set_read_timeout(timeout)?;
     stream.write_all(format!("{request}\n").as_bytes())?;

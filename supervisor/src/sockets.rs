@@ -17,6 +17,7 @@ pub const BACKLOG: i32 = 1024;
 /// worker sets its own mode on its copy).
 pub fn bind_listener(path: &Path) -> io::Result<OwnedFd> {
     shared::fsutil::remove_stale_socket(path)?;
+    shared::paths::check_socket_path(path)?;
     let fd = shared::fd::unix_stream_socket()?;
     let addr = UnixAddr::new(path)?;
     bind(fd.as_raw_fd(), &addr).map_err(|e| {

@@ -40,6 +40,32 @@ pub fn wait_until<T>(deadline: Duration, what: &str, mut probe: impl FnMut() -> 
     }
 }
 
+/// Where test temp dirs go: short, so that socket paths in them stay far
+/// below macOS's limit (its `$TMPDIR`, `/var/folders/xx/…/T/`, is ~50 bytes).
+pub const TEMP_BASE: &str = "/tmp";
+
+/// The longest socket path a test may use: macOS's limit (103 bytes), on
+/// every platform, so a Linux run catches a path a Mac would refuse.
+pub const MAX_TEST_SOCKET: usize = 103;
+
+/// A fresh temp dir under [`TEMP_BASE`], removed when dropped.
+pub fn temp_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("sb-")
+        .tempdir_in(TEMP_BASE)
+        .unwrap_or_else(|e| panic!("create a temp dir in {TEMP_BASE}: {e}"))
+}
+
+/// Panics unless `sock` fits a Unix socket path on macOS too.
+pub fn assert_socket_fits(sock: &Path) {
+    let len = sock.as_os_str().len();
+    assert!(
+        len <= MAX_TEST_SOCKET,
+        "the test socket path {} is {len} bytes, over macOS's {MAX_TEST_SOCKET}",
+        sock.display()
+    );
+}
+
 /// A temp directory holding the data directory `data` and the workers' logs.
 pub struct TestDir {
     tmp: tempfile::TempDir,
@@ -50,8 +76,9 @@ pub struct TestDir {
 impl TestDir {
     /// A fresh temp dir with an empty data directory (0700) in it.
     pub fn new() -> TestDir {
-        let tmp = tempfile::tempdir().expect("create a temp dir");
+        let tmp = temp_dir();
         let data = tmp.path().join("data");
+        assert_socket_fits(&shared::paths::DataDir::new(&data).supervisor_sock());
         fs::create_dir(&data).expect("create the data dir");
         fs::set_permissions(&data, fs::Permissions::from_mode(0o700)).expect("chmod the data dir");
         TestDir {
@@ -176,6 +203,7 @@ pub struct Worker {
 
 impl Worker {
     pub fn spawn(mut cmd: Command, log: PathBuf, sock: PathBuf) -> Worker {
+        assert_socket_fits(&sock);
         let child = cmd.spawn().expect("spawn the worker binary");
         Worker {
             child,

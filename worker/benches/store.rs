@@ -1358,10 +1358,9 @@ fn measure_restore(cfg: &Config, dir: &DataDir, n: usize, log: &Path) -> Restore
     r
 }
 
+/// The 1, 5 and 15 minute load averages (`getloadavg`: Linux and macOS).
 fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".into())
+    shared::procs::loadavg_text()
 }
 
 fn print_report(

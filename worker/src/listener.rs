@@ -126,6 +126,7 @@ pub fn listen(source: ListenSource) -> io::Result<(tokio::net::UnixListener, Opt
         ListenSource::Bind(path) => {
             // The store lock is held: no live worker listens on it.
             shared::fsutil::remove_stale_socket(&path)?;
+            shared::paths::check_socket_path(&path)?;
             let listener = tokio::net::UnixListener::bind(&path).map_err(|e| {
                 io::Error::new(e.kind(), format!("cannot bind {}: {e}", path.display()))
             })?;

@@ -195,8 +195,13 @@ pub fn verdict(ok: bool) -> &'static str {
     }
 }
 
+/// The 1, 5 and 15 minute load averages (`getloadavg`: Linux and macOS).
 pub fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".into())
+    shared::procs::loadavg_text()
+}
+
+/// `BENCH_TMPDIR`, or `/tmp`: short, so that the sockets' paths stay far
+/// below macOS's 104-byte limit (its `$TMPDIR` is ~50 bytes long).
+pub fn bench_tmpdir() -> PathBuf {
+    std::env::var_os("BENCH_TMPDIR").map_or_else(|| PathBuf::from("/tmp"), PathBuf::from)
 }

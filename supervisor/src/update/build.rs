@@ -22,6 +22,10 @@ impl Staging {
     pub fn target(&self) -> PathBuf {
         self.root.join("target")
     }
+    /// One record per running git or cargo process group (see `leftovers`).
+    pub fn running(&self) -> PathBuf {
+        self.root.join("running")
+    }
     /// Where cargo puts the binaries of `profile`.
     pub fn out_dir(&self, profile: &str) -> PathBuf {
         let dir = if profile == "dev" { "debug" } else { profile };

@@ -11,6 +11,8 @@ use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Command;
 
+use super::leftovers;
+
 /// What a finished command printed (stdout and stderr interleaved by line).
 #[derive(Debug)]
 pub struct Finished {
@@ -64,12 +66,16 @@ async fn collect<R: AsyncRead + Unpin>(r: R, sink: tokio::sync::mpsc::UnboundedS
     }
 }
 
-/// Kills a command's process group when dropped, unless it finished.
-struct GroupKill(Option<u32>);
+/// Kills a command's process group when dropped, unless it finished; then
+/// removes the group's record (see `leftovers`).
+struct GroupKill {
+    pgid: Option<u32>,
+    _record: Option<leftovers::Record>,
+}
 
 impl Drop for GroupKill {
     fn drop(&mut self) {
-        if let Some(pid) = self.0.take() {
+        if let Some(pid) = self.pgid.take() {
             let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
         }
     }
@@ -82,10 +88,17 @@ pub async fn run(
     timeout: Duration,
     mut on_line: impl FnMut(&str),
 ) -> Result<Finished, String> {
+    let program = std::path::PathBuf::from(cmd.as_std().get_program());
     let mut child = cmd.spawn().map_err(|e| format!("cannot start: {e}"))?;
     // Killed as a group on a timeout, and also when this future is dropped
-    // (the supervisor stops mid-build): cargo's compilers go with it.
-    let mut group = GroupKill(child.id());
+    // (the supervisor stops mid-build): cargo's compilers go with it. If
+    // the supervisor dies first, the next one kills it from its record.
+    let mut group = GroupKill {
+        pgid: child.id(),
+        _record: child
+            .id()
+            .and_then(|pgid| leftovers::record(pgid, &program)),
+    };
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     if let Some(out) = child.stdout.take() {
         tokio::spawn(collect(out, tx.clone()));
@@ -107,7 +120,7 @@ pub async fn run(
     };
     match tokio::time::timeout(timeout, work).await {
         Ok(Ok(status)) => {
-            group.0 = None;
+            group.pgid = None;
             Ok(Finished {
                 success: status.success(),
                 status: status.to_string(),
@@ -129,19 +142,13 @@ pub async fn run(
 mod tests {
     use super::*;
 
-    fn gone(pid: i32) -> bool {
-        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-            Ok(stat) => stat
-                .rsplit(')')
-                .next()
-                .unwrap_or("")
-                .trim_start()
-                .starts_with('Z'),
-            Err(_) => true,
-        }
+    /// Exited (a zombie counts: it waits only to be reaped). The same
+    /// probe on Linux and macOS; panics if it cannot tell.
+    fn gone(pid: u32) -> bool {
+        !shared::procs::alive(pid).expect("ps tells whether a pid runs")
     }
 
-    async fn grandchild_after(cancel_outside: bool) -> i32 {
+    async fn grandchild_after(cancel_outside: bool) -> u32 {
         let tmp = tempfile::tempdir().unwrap();
         let pidfile = tmp.path().join("pid");
         let script = format!("sleep 60 & echo $! > {}; wait", pidfile.display());
@@ -163,7 +170,7 @@ mod tests {
             .unwrap()
     }
 
-    async fn wait_gone(pid: i32) {
+    async fn wait_gone(pid: u32) {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while !gone(pid) {
             assert!(

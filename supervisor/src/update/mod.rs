@@ -12,6 +12,7 @@ pub mod build;
 pub mod command;
 pub mod git;
 pub mod held;
+pub mod leftovers;
 pub mod releases;
 mod steps;
 
@@ -129,6 +130,8 @@ impl Updater {
 
     /// Polls at the interval and on request, one update at a time.
     pub async fn run(mut self, mut requests: mpsc::Receiver<UpdateRequest>) {
+        // First what a dead supervisor left running in the staging area.
+        leftovers::start(&self.staging);
         // Whether git and cargo run, for `status`: checked once now, and
         // again before updates.
         tokio::task::spawn(async {
