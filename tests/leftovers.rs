@@ -64,9 +64,12 @@ impl Setup {
         let bin = root.join("fake-bin");
         fs::create_dir(&bin).unwrap();
         let pids = root.join("cargo.pids");
-        // It must not exec: its pid leads the group, running `cargo`.
+        // It answers `--version` (the supervisor checks that cargo runs)
+        // and otherwise must not exec: its pid leads the group, running
+        // `cargo`.
         let script = format!(
-            "#!/bin/sh\nsleep 600 &\necho \"$$ $!\" > {p}.tmp && mv {p}.tmp {p}\nwait\n",
+            "#!/bin/sh\n[ \"$1\" = --version ] && {{ echo 'cargo 1.0.0 (fake)'; exit 0; }}\n\
+             sleep 600 &\necho \"$$ $!\" > {p}.tmp && mv {p}.tmp {p}\nwait\n",
             p = pids.display()
         );
         fs::write(bin.join("cargo"), script).unwrap();
