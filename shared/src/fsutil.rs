@@ -10,12 +10,12 @@ pub const TEMP_PREFIX: &str = ".tmp-";
 
 /// Fsyncs a directory so that renames and creations in it survive a crash.
 pub fn fsync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
+    crate::sync::full_sync(&File::open(dir)?)
 }
 
 /// Replaces `target` atomically with what `fill` writes.
 ///
-/// Temp file in the same directory (0600), write, `sync_all`, `rename` over
+/// Temp file in the same directory (0600), write, sync, `rename` over
 /// the target, fsync the directory. Returns the number of bytes written.
 /// On any error the target is untouched and the temp file removed.
 pub fn atomic_write(
@@ -45,7 +45,7 @@ pub fn atomic_write(
         fill(&mut w)?;
         w.flush()?;
         drop(w);
-        file.sync_all()?;
+        crate::sync::full_sync(&file)?;
         let len = file.metadata()?.len();
         fs::rename(&tmp, target)?;
         fsync_dir(dir)?;

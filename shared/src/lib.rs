@@ -1,7 +1,7 @@
 //! What the second-brain `supervisor` and `worker` must agree on: the
 //! session protocol, configuration resolution, data-directory paths, durable
-//! file helpers, logging setup, a small blocking client and portable probes
-//! of other processes.
+//! file helpers and syncs, logging setup, a small blocking client and
+//! portable probes of other processes.
 
 pub mod accept_log;
 pub mod client;
@@ -15,5 +15,6 @@ pub mod logging;
 pub mod paths;
 pub mod procs;
 pub mod protocol;
+pub mod sync;
 pub mod time;
 pub mod version;

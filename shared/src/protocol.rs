@@ -208,6 +208,12 @@ pub struct Stats {
     pub checkpoints: u64,
     pub last_checkpoint_at: Option<String>,
     pub connections: usize,
+    /// How each acknowledged write is synced on this volume: `F_FULLFSYNC`,
+    /// `F_BARRIERFSYNC` or `fsync` on macOS, `fdatasync` or `fsync`
+    /// elsewhere; null until the first sync (answers of older workers lack
+    /// it).
+    #[serde(default)]
+    pub sync: Option<String>,
 }
 
 /// One response line.
@@ -416,6 +422,29 @@ mod tests {
             let back = Request::parse(line.as_bytes()).unwrap();
             assert_eq!(back.to_line(), line);
         }
+    }
+
+    #[test]
+    fn stats_carry_the_sync_method_and_read_older_answers() {
+        let stats = Stats {
+            count: 2,
+            sync: Some("F_BARRIERFSYNC".into()),
+            ..Stats::default()
+        };
+        let v: serde_json::Value =
+            serde_json::from_slice(&Response::Stats(stats.clone()).to_line()).unwrap();
+        assert_eq!(v["ok"], true);
+        assert_eq!(v["count"], 2);
+        assert_eq!(v["sync"], "F_BARRIERFSYNC");
+        let fresh = Response::Stats(Stats::default()).to_line();
+        let v: serde_json::Value = serde_json::from_slice(&fresh).unwrap();
+        assert!(v["sync"].is_null() && v.get("sync").is_some(), "{v}");
+        // An answer from a worker that predates the field still parses.
+        let old = r#"{"count":1,"journal_bytes":0,"snapshot_bytes":0,"writes":0,
+            "commits":0,"checkpoints":0,"last_checkpoint_at":null,"connections":1}"#;
+        let parsed: Stats = serde_json::from_str(old).unwrap();
+        assert_eq!(parsed.sync, None);
+        assert_eq!(parsed.count, 1);
     }
 
     #[test]

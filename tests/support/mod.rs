@@ -18,6 +18,7 @@ use nix::unistd::Pid;
 use serde_json::{json, Value};
 
 pub mod fdlimit;
+pub mod strace;
 pub mod supervisor;
 
 /// Generous: the machine running the tests may be slow and busy.
@@ -150,10 +151,14 @@ impl TestDir {
     /// `worker ARGS…` (no `--data-dir`) with stderr going to a new log file
     /// and none of the worker's variables inherited.
     pub fn bare_command(&self, args: &[&str]) -> (Command, PathBuf) {
+        self.logged(Command::new(worker_bin()), args)
+    }
+
+    /// `cmd ARGS…` with the worker's environment and a new log file.
+    fn logged(&self, mut cmd: Command, args: &[&str]) -> (Command, PathBuf) {
         let n = self.logs.get() + 1;
         self.logs.set(n);
         let log = self.tmp.path().join(format!("worker-{n}.stderr"));
-        let mut cmd = Command::new(worker_bin());
         cmd.args(args)
             .env_remove("SECOND_BRAIN_DATA_DIR")
             .env_remove("LISTEN_FDS")

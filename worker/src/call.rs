@@ -30,7 +30,7 @@ pub enum CallOp {
         #[arg(long)]
         limit: Option<usize>,
     },
-    /// Print the store's counters.
+    /// Print the store's counters and how writes are synced.
     Stats,
     /// Send one raw request line as is (for experiments).
     Raw { line: String },

@@ -38,7 +38,7 @@ impl Releases {
         let result = (|| {
             fs::copy(built, &tmp)?;
             fs::set_permissions(&tmp, fs::Permissions::from_mode(0o700))?;
-            fs::File::open(&tmp)?.sync_all()?;
+            shared::sync::full_sync(&fs::File::open(&tmp)?)?;
             fs::rename(&tmp, &target)?;
             fsync_dir(&dir)
         })();

@@ -232,7 +232,7 @@ impl JournalFile {
             self.file.write_all_at(&zeros[..n], at)?;
             at += n as u64;
         }
-        self.file.sync_all()?;
+        shared::sync::full_sync(&self.file)?;
         self.allocated = new_end;
         Ok(())
     }
@@ -243,7 +243,7 @@ impl JournalFile {
     /// here means the journal can no longer be trusted to be durable.
     pub fn append_durable(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.file.write_all_at(bytes, self.pos)?;
-        self.file.sync_data()?;
+        shared::sync::data_sync(&self.file)?;
         self.pos += bytes.len() as u64;
         Ok(())
     }

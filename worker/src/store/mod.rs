@@ -239,6 +239,7 @@ impl Store {
                 .expect("checkpoint time lock poisoned")
                 .clone(),
             connections: 0,
+            sync: shared::sync::data_sync_method().map(str::to_string),
         }
     }
 

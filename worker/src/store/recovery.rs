@@ -297,10 +297,10 @@ fn set_aside_torn(
         .mode(0o600)
         .open(&aside)?;
     f.write_all(torn)?;
-    f.sync_all()?;
+    shared::sync::full_sync(&f)?;
     fsync_dir(damaged_dir)?;
     let j = fs::OpenOptions::new().write(true).open(journal)?;
     j.write_all_at(&vec![0u8; torn.len()], from as u64)?;
-    j.sync_data()?;
+    shared::sync::data_sync(&j)?;
     Ok(aside)
 }
