@@ -126,6 +126,7 @@ mod tests {
             "SUPERVISOR",
             "STOP_BUDGET_SECS",
             "EXIT_TIMEOUT_SECS",
+            "OPEN_FILES",
             "OUTPUT_PATH",
             "ENVIRONMENT",
         ];
