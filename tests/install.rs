@@ -81,7 +81,7 @@ exit 1
 
 impl Setup {
     fn new(manager: Manager) -> Setup {
-        let tmp = tempfile::tempdir().expect("create a temp dir");
+        let tmp = support::temp_dir();
         let root = tmp.path().to_path_buf();
         let home = root.join("home");
         let fake_bin = root.join("fake-bin");
