@@ -8,34 +8,13 @@ mod support;
 use std::ffi::OsString;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::PathBuf;
+use std::process::Stdio;
 
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use support::supervisor::{alive, supervisor_cmd, Supervisor};
-use support::{names_number, wait_until, worker_bin, TestDir, DEADLINE};
-
-fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .args([
-            "-c",
-            "user.name=test",
-            "-c",
-            "user.email=test@example.invalid",
-        ])
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .output()
-        .expect("run git");
-    assert!(
-        out.status.success(),
-        "git {args:?} in {}: {}",
-        dir.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use support::{git, names_number, wait_until, worker_bin, TestDir, DEADLINE};
 
 /// A bare origin with one commit and the watched clone of it, a fake
 /// `cargo` that records its pid and its child's and sleeps, and the

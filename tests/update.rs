@@ -16,26 +16,10 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 use support::supervisor::{request, status_of, supervisor_cmd, worker_pid, Supervisor, Tally};
-use support::{wait_until, Conn, TestDir};
+use support::{git, wait_until, Conn, TestDir};
 
 /// A build from a cold staging area takes minutes on a busy 2-core machine.
 const BUILD_DEADLINE: Duration = Duration::from_secs(1500);
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .output()
-        .expect("run git");
-    assert!(
-        out.status.success(),
-        "git {args:?} in {}: {}",
-        dir.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
