@@ -100,6 +100,10 @@ pub fn recover(dir: &DataDir, chunk: u64) -> Result<Recovered, OpenError> {
     let journal_dir = dir.journal_dir();
     shared::paths::ensure_private_dir(&journal_dir)
         .map_err(io_err(format!("cannot create {}", journal_dir.display())))?;
+    // Creating `journal/` synced the data directory, but a run killed
+    // between its mkdir and that sync left the entry to the page cache;
+    // one sync per start makes sure every write of this run is reachable.
+    fsync_dir(dir.root()).map_err(io_err(format!("cannot sync {}", dir.root().display())))?;
     for d in [dir.root(), journal_dir.as_path()] {
         let removed =
             remove_leftover_temps(d).map_err(io_err(format!("cannot clean {}", d.display())))?;
