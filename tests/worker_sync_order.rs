@@ -5,7 +5,9 @@
 //! A SIGKILL cannot catch a missing directory sync: the page cache
 //! survives it. A power cut drops a new directory entry until its parent
 //! directory is synced, and with a data directory's `journal/` entry goes
-//! every acknowledged write in it. Linux only, like strace.
+//! every acknowledged write in it. It may also keep a new file's name
+//! while its first bytes are lost or torn: a journal generation must get
+//! its name only once its header is synced. Linux only, like strace.
 #![cfg(target_os = "linux")]
 
 mod support;
@@ -79,8 +81,58 @@ fn assert_entry_synced(calls: &[String], dir: &Path, before: usize) {
     );
 }
 
+/// Asserts that every journal generation got its name by a rename of a
+/// temp file synced before it, that `journal/` was synced after it, and
+/// that no journal was ever created under its own name. Returns the
+/// renames' positions by generation file name.
+fn assert_journals_renamed_into_place(
+    calls: &[String],
+    journal_dir: &Path,
+) -> Vec<(String, usize)> {
+    let dir = std::fs::canonicalize(journal_dir).expect("journal/ exists");
+    let mut renamed = Vec::new();
+    for (i, call) in calls.iter().enumerate() {
+        if call.starts_with("openat(") && call.contains("O_CREAT") && call.contains(".journal\"") {
+            assert!(
+                call.contains(&format!("/{}", shared::fsutil::TEMP_PREFIX)),
+                "a journal was created under its own name: {call}"
+            );
+        }
+        if !(call.starts_with("rename") && call.ends_with(".journal\") = 0")) {
+            continue;
+        }
+        let temp = call
+            .split('"')
+            .nth(1)
+            .unwrap_or_else(|| panic!("a rename without paths: {call}"));
+        let name = call
+            .rsplit('/')
+            .next()
+            .expect("a path")
+            .trim_end_matches("\") = 0");
+        let created = (0..i)
+            .rev()
+            .find(|&c| calls[c].starts_with("openat(") && calls[c].contains(&format!("\"{temp}\"")))
+            .unwrap_or_else(|| panic!("{temp} renamed but never created:\n{}", calls.join("\n")));
+        let canon_temp = dir.join(Path::new(temp).file_name().expect("a file name"));
+        assert!(
+            find(calls, created, "fsync(", &[&fsync_of(&canon_temp)]).is_some_and(|s| s < i),
+            "{temp} was renamed to {name} before it was synced:\n{}",
+            calls.join("\n")
+        );
+        let synced = find(calls, i, "fsync(", &[&fsync_of(&dir)]).unwrap_or_else(|| {
+            panic!(
+                "journal/ not synced after {name} got its name:\n{}",
+                calls.join("\n")
+            )
+        });
+        renamed.push((name.to_string(), synced));
+    }
+    renamed
+}
+
 #[test]
-fn a_fresh_data_dir_and_its_journal_are_durable_before_the_worker_listens() {
+fn a_fresh_data_dir_and_each_journal_are_durable_and_never_half_made() {
     let dir = TestDir::new();
     std::fs::remove_dir(&dir.data).expect("remove the data dir for the worker to create");
     let trace = dir.root().join("calls.trace");
@@ -100,7 +152,15 @@ fn a_fresh_data_dir_and_its_journal_are_durable_before_the_worker_listens() {
     let a = conn.call(&json!({"op": "put", "id": "a", "data": 1}));
     assert_eq!(a["ok"], true, "{a}");
     drop(conn);
-    traced.kill_worker();
+    // A graceful stop starts generation 2 for the next start.
+    let pid = traced.pid.expect("the worker answered ping") as i32;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("SIGTERM the traced worker");
+    let status = traced.strace.wait_exit(support::DEADLINE);
+    assert!(status.success(), "{status}:\n{}", traced.stderr());
 
     let text = std::fs::read_to_string(&trace).expect("read the trace");
     let calls = calls(&text);
@@ -108,4 +168,11 @@ fn a_fresh_data_dir_and_its_journal_are_durable_before_the_worker_listens() {
         .unwrap_or_else(|| panic!("the worker never listened:\n{text}"));
     assert_entry_synced(&calls, &dir.data, listen);
     assert_entry_synced(&calls, &dir.journal_dir(), listen);
+    let renamed = assert_journals_renamed_into_place(&calls, &dir.journal_dir());
+    let names: Vec<&str> = renamed.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        ["0000000000000001.journal", "0000000000000002.journal"]
+    );
+    assert!(renamed[0].1 < listen, "journal 1 not durable before listen");
 }
