@@ -176,3 +176,157 @@ fn a_fresh_data_dir_and_each_journal_are_durable_and_never_half_made() {
     );
     assert!(renamed[0].1 < listen, "journal 1 not durable before listen");
 }
+
+/// Puts `count` sessions of the same size through `conn`, ids `k0000`…
+/// (overwriting), waiting for each answer; returns what was acknowledged.
+fn puts(conn: &mut support::Conn, count: usize, fill: char) -> Vec<(String, serde_json::Value)> {
+    (0..count)
+        .map(|i| {
+            let id = format!("k{:04}", i % 20);
+            let data = json!(fill.to_string().repeat(900));
+            let a = conn.call(&json!({"op": "put", "id": id, "data": data}));
+            assert_eq!(a["ok"], true, "{a}");
+            (id, data)
+        })
+        .collect()
+}
+
+/// How many more puts like [`puts`]'s start a compaction: the journal
+/// holds `journal` bytes and one put adds `record` bytes; a snapshot is
+/// due once it is larger than `threshold`.
+fn puts_to_compact(journal: u64, record: u64, threshold: u64) -> usize {
+    ((threshold - journal) / record + 1) as usize
+}
+
+/// Lines of the worker's log that say how a SIGUSR1 went.
+fn checkpoint_lines(log: &str) -> Vec<&str> {
+    log.lines()
+        .filter(|l| l.contains("checkpoint written") || l.contains("checkpoint failed"))
+        .collect()
+}
+
+/// SIGUSR1 while a size-triggered snapshot is being written (each rename
+/// is slowed down with strace, a slow disk): "checkpoint written" only once
+/// `sessions.json` holds every acknowledged write, and "checkpoint failed"
+/// when that snapshot fails (`sessions.json` is a directory meanwhile).
+#[test]
+fn sigusr1_during_a_snapshot_is_answered_when_it_is_durable_or_failed() {
+    let dir = TestDir::new();
+    let trace = dir.root().join("rename.trace");
+    let min = 16 * 1024;
+    let mut traced = dir.start_under_strace(
+        &[
+            "-f",
+            "-qq",
+            "-o",
+            trace.to_str().expect("a UTF-8 temp path"),
+            "-e",
+            "trace=rename,renameat,renameat2",
+            "-e",
+            "inject=rename,renameat,renameat2:delay_enter=1000000",
+        ],
+        &["--compact-min-bytes", &min.to_string()],
+    );
+    let pid = nix::unistd::Pid::from_raw(traced.pid.expect("the worker answered ping") as i32);
+    let usr1 = || nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGUSR1).expect("SIGUSR1");
+    let mut conn = traced.connect();
+    let stats = |conn: &mut support::Conn| {
+        let s = conn.call(&json!({"op": "stats"}));
+        assert_eq!(s["ok"], true, "{s}");
+        (s["journal_bytes"].as_u64().expect("journal_bytes"), s)
+    };
+    let temp_snapshot = || {
+        dir.names(".")
+            .iter()
+            .any(|n| n.starts_with(".tmp-sessions.json"))
+    };
+
+    // 1. A snapshot that is slow to land.
+    let (empty, _) = stats(&mut conn);
+    let mut acked = puts(&mut conn, 1, 'a');
+    let (after_one, _) = stats(&mut conn);
+    let record = after_one - empty;
+    acked.extend(puts(
+        &mut conn,
+        puts_to_compact(after_one, record, min),
+        'a',
+    ));
+    support::wait_until(support::DEADLINE, "the snapshot's temp file", || {
+        temp_snapshot().then_some(())
+    });
+    usr1();
+    let line = support::wait_until(support::DEADLINE, "the SIGUSR1 to be answered", || {
+        checkpoint_lines(&traced.stderr())
+            .first()
+            .map(|l| l.to_string())
+    });
+    // Read at once: a snapshot still in flight would not be there yet.
+    let snapshot = dir.sessions_json().exists().then(|| dir.snapshot());
+    assert!(line.contains("checkpoint written"), "{line}");
+    let snapshot =
+        snapshot.unwrap_or_else(|| panic!("answered before sessions.json existed: {line}"));
+    let last: std::collections::BTreeMap<_, _> = acked.iter().cloned().collect();
+    assert_eq!(snapshot.len(), last.len());
+    for (id, data) in &last {
+        assert!(
+            &snapshot[id]["data"] == data,
+            "{id} is not in sessions.json"
+        );
+    }
+
+    // 2. A snapshot that fails: sessions.json cannot be replaced.
+    let (journal, s) = stats(&mut conn);
+    assert_eq!(s["checkpoints"], 1, "{s}");
+    let threshold = (2 * s["snapshot_bytes"].as_u64().expect("snapshot_bytes")).max(min);
+    std::fs::remove_file(dir.sessions_json()).expect("remove sessions.json");
+    std::fs::create_dir_all(dir.sessions_json().join("in-the-way")).expect("block it");
+    acked.extend(puts(
+        &mut conn,
+        puts_to_compact(journal, record, threshold),
+        'b',
+    ));
+    support::wait_until(support::DEADLINE, "the second snapshot's temp file", || {
+        temp_snapshot().then_some(())
+    });
+    usr1();
+    let lines = support::wait_until(
+        support::DEADLINE,
+        "the second SIGUSR1 to be answered",
+        || {
+            let log = traced.stderr();
+            let lines: Vec<String> = checkpoint_lines(&log)
+                .iter()
+                .map(|l| l.to_string())
+                .collect();
+            (lines.len() > 1).then_some(lines)
+        },
+    );
+    assert!(lines[1].contains("checkpoint failed"), "{lines:?}");
+    let (_, s) = stats(&mut conn);
+    assert_eq!(s["checkpoints"], 1, "{s}");
+
+    // 3. Once it can be replaced, the next SIGUSR1 writes everything.
+    std::fs::remove_dir_all(dir.sessions_json()).expect("unblock sessions.json");
+    usr1();
+    let lines = support::wait_until(
+        support::DEADLINE,
+        "the third SIGUSR1 to be answered",
+        || {
+            let log = traced.stderr();
+            let lines: Vec<String> = checkpoint_lines(&log)
+                .iter()
+                .map(|l| l.to_string())
+                .collect();
+            (lines.len() > 2).then_some(lines)
+        },
+    );
+    assert!(lines[2].contains("checkpoint written"), "{lines:?}");
+    let last: std::collections::BTreeMap<_, _> = acked.into_iter().collect();
+    let snapshot = dir.snapshot();
+    assert_eq!(snapshot.len(), last.len());
+    for (id, data) in &last {
+        assert!(&snapshot[id]["data"] == data, "{id} is not its last value");
+    }
+    drop(conn);
+    traced.kill_worker();
+}
