@@ -102,22 +102,11 @@ pub fn check_socket_path(path: &Path) -> io::Result<()> {
     ))
 }
 
-/// Creates `dir` (and parents) with mode 0700, or sets 0700 on an existing one.
+/// Creates `dir` (and parents) with mode 0700, durably (each new level's
+/// parent is synced: [`crate::fsutil::create_dir_all_durable`]), or sets
+/// 0700 on an existing one. Refuses a directory owned by another user.
 pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    match fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-    {
-        Ok(()) => {}
-        Err(e) => {
-            return Err(io::Error::new(
-                e.kind(),
-                format!("cannot create directory {}: {e}", dir.display()),
-            ))
-        }
-    }
+    crate::fsutil::create_dir_all_durable(dir, 0o700)?;
     let meta = fs::metadata(dir)?;
     let me = nix::unistd::geteuid().as_raw();
     if meta.uid() != me && me != 0 {

@@ -24,12 +24,16 @@ fn failed<'a>(what: &'a str, path: &'a Path) -> impl FnOnce(io::Error) -> Instal
     move |e| InstallError::Failed(format!("cannot {what} {}: {e}", path.display()))
 }
 
-/// Creates `dir` and its parents if they are missing.
+/// Creates `dir` and its parents if they are missing, durably (each new
+/// level's parent is synced), with the usual 0755: launchd and systemd
+/// read these directories (`LaunchAgents`, `systemd/user`).
 pub fn ensure_dir(dir: &Path, dry_run: bool) -> Result<(), InstallError> {
     if dry_run {
         return Ok(());
     }
-    fs::create_dir_all(dir).map_err(failed("create the directory", dir))
+    shared::fsutil::create_dir_all_durable(dir, 0o755)
+        .map(drop)
+        .map_err(|e| InstallError::Failed(e.to_string()))
 }
 
 /// Writes `contents` to `path` with `mode`, atomically. A dry run prints

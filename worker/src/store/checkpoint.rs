@@ -20,6 +20,15 @@ pub struct Job {
     pub waiters: Vec<CheckpointReply>,
 }
 
+/// What the writer sends the checkpoint thread.
+pub enum Message {
+    /// Write this state.
+    Write(Job),
+    /// Nothing was acknowledged since the last `Write` was sent: answer
+    /// these with that snapshot's result once it is durable (or failed).
+    Wait(Vec<CheckpointReply>),
+}
+
 /// What a finished checkpoint wrote.
 #[derive(Debug, Clone)]
 pub struct CheckpointInfo {
@@ -28,41 +37,78 @@ pub struct CheckpointInfo {
     pub took: Duration,
 }
 
-pub fn run(inner: Arc<Inner>, rx: std::sync::mpsc::Receiver<Job>) {
-    while let Ok(mut job) = rx.recv() {
-        // Only the newest state matters; it covers every older job.
-        while let Ok(mut newer) = rx.try_recv() {
-            newer.waiters.append(&mut job.waiters);
-            job = newer;
+/// Writes snapshots in the order they were asked for. Every message counts
+/// in `checkpoints_pending` until its snapshot is durable or has failed, so
+/// the writer can tell that `sessions.json` is current only when none is.
+pub fn run(inner: Arc<Inner>, rx: std::sync::mpsc::Receiver<Message>) {
+    let mut last: Option<Result<CheckpointInfo, String>> = None;
+    while let Ok(first) = rx.recv() {
+        // Only the newest state queued matters: it covers every older one,
+        // and every `Wait` queued was sent with nothing newer to write.
+        let messages: Vec<Message> = std::iter::once(first).chain(rx.try_iter()).collect();
+        let count = messages.len();
+        let mut newest = None;
+        let mut waiters = Vec::new();
+        for message in messages {
+            match message {
+                Message::Write(mut job) => {
+                    waiters.append(&mut job.waiters);
+                    newest = Some(job);
+                }
+                Message::Wait(mut w) => waiters.append(&mut w),
+            }
         }
-        let started = Instant::now();
-        let result = write(&inner, &job).map_err(|e| e.to_string());
-        if result.is_err() {
-            // The writer must not think sessions.json is up to date.
-            inner.snapshot_failed.store(true, Ordering::Release);
-        }
-        inner.checkpoint_in_flight.store(false, Ordering::Release);
-        let result = result.map(|bytes| CheckpointInfo {
-            sessions: job.sessions.len(),
-            bytes,
-            took: started.elapsed(),
-        });
-        match &result {
-            Ok(info) => debug!(
-                sessions = info.sessions,
-                bytes = info.bytes,
-                took_ms = info.took.as_millis() as u64,
-                "snapshot written"
-            ),
-            Err(e) => warn!(error = %e, "snapshot failed; the journals still hold every write"),
-        }
-        for w in job.waiters {
+        let result = match newest {
+            Some(job) => {
+                let result = write_job(&inner, &job);
+                last = Some(result.clone());
+                result
+            }
+            // A `Wait` is only sent while a `Write` is pending, and that
+            // one was handled before it: this is its result.
+            None => last
+                .clone()
+                .unwrap_or_else(|| Err("no snapshot was being written".into())),
+        };
+        // After the snapshot_failed flag (in write_job): a writer that sees
+        // nothing pending also sees a failure.
+        inner.checkpoints_pending.fetch_sub(count, Ordering::AcqRel);
+        for w in waiters {
             let _ = w.send(result.clone());
         }
     }
 }
 
+/// Writes one snapshot and logs how it went.
+fn write_job(inner: &Inner, job: &Job) -> Result<CheckpointInfo, String> {
+    let started = Instant::now();
+    let result = write(inner, job).map_err(|e| e.to_string());
+    if result.is_err() {
+        // The writer must not think sessions.json is up to date.
+        inner.snapshot_failed.store(true, Ordering::Release);
+    }
+    let result = result.map(|bytes| CheckpointInfo {
+        sessions: job.sessions.len(),
+        bytes,
+        took: started.elapsed(),
+    });
+    match &result {
+        Ok(info) => debug!(
+            sessions = info.sessions,
+            bytes = info.bytes,
+            took_ms = info.took.as_millis() as u64,
+            "snapshot written"
+        ),
+        Err(e) => warn!(error = %e, "snapshot failed; the journals still hold every write"),
+    }
+    result
+}
+
 fn write(inner: &Inner, job: &Job) -> std::io::Result<u64> {
+    #[cfg(test)]
+    if let Some(hook) = &inner.before_snapshot {
+        hook(job)?;
+    }
     let bytes = snapshot::save(&inner.dir.sessions_json(), &job.sessions)?;
     let journal_dir = inner.dir.journal_dir();
     let journals = list_journals(&journal_dir).map_err(|e| std::io::Error::other(e.to_string()))?;

@@ -171,30 +171,109 @@ pub struct JournalFile {
     chunk: u64,
 }
 
+/// What [`JournalFile::create`] makes durable, in order: the new file's
+/// bytes, then the directory entry that gives it its name.
+pub(crate) enum Durable<'a> {
+    File(&'a File),
+    Dir(&'a Path),
+}
+
+/// The real syncs for [`Durable`] steps.
+fn sync_for_real(step: Durable<'_>) -> io::Result<()> {
+    match step {
+        Durable::File(file) => shared::sync::full_sync(file),
+        Durable::Dir(dir) => shared::fsutil::fsync_dir(dir),
+    }
+}
+
+/// Writes zeros over `from..to` of `file` (not synced).
+fn fill_zeros(file: &File, from: u64, to: u64) -> io::Result<()> {
+    let zeros = vec![0u8; (to - from).min(1 << 20) as usize];
+    let mut at = from;
+    while at < to {
+        let n = (to - at).min(zeros.len() as u64) as usize;
+        file.write_all_at(&zeros[..n], at)?;
+        at += n as u64;
+    }
+    Ok(())
+}
+
 impl JournalFile {
-    /// Creates a new journal durably: header and zeros, fsync, fsync dir.
+    /// Creates journal `generation` in `dir`, durably, and never visible
+    /// under its name with a partial header:
+    ///
+    /// 1. a temp file `.tmp-<name>` (0600) gets the header and the first
+    ///    chunk of zeros, and is synced;
+    /// 2. it is renamed to its name (a journal there is never replaced);
+    /// 3. `dir` is synced.
+    ///
+    /// A power cut before 2 completes leaves the temp file, which the next
+    /// start removes (`recovery.rs`), or nothing; after 2, the name can only
+    /// point at the bytes synced in 1, since a rename moves an entry, not
+    /// data. Before 3 completes the entry itself may be lost, but nothing
+    /// was written to the journal yet. On an error nothing is left behind.
     pub fn create(dir: &Path, generation: u64, chunk: u64) -> io::Result<JournalFile> {
-        let path = dir.join(file_name(generation));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)?;
-        let mut j = JournalFile {
-            path,
-            generation,
-            file,
-            pos: HEADER_LEN as u64,
-            allocated: 0,
-            chunk,
-        };
-        j.file.write_all_at(&encode_header(generation), 0)?;
-        j.allocated = HEADER_LEN as u64;
-        // Preallocate the first chunk (and sync header and zeros together).
-        j.reserve(1)?;
-        shared::fsutil::fsync_dir(dir)?;
-        Ok(j)
+        Self::create_with(dir, generation, chunk, &mut sync_for_real)
+    }
+
+    /// [`create`](Self::create) with the syncs passed in, so that tests
+    /// can check what exists at each one.
+    pub(crate) fn create_with(
+        dir: &Path,
+        generation: u64,
+        chunk: u64,
+        sync: &mut dyn FnMut(Durable<'_>) -> io::Result<()>,
+    ) -> io::Result<JournalFile> {
+        let name = file_name(generation);
+        let path = dir.join(&name);
+        match std::fs::symlink_metadata(&path) {
+            Ok(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!(
+                        "{} already exists; a journal is never replaced",
+                        path.display()
+                    ),
+                ))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        let tmp = dir.join(format!("{}{name}", shared::fsutil::TEMP_PREFIX));
+        let allocated = (HEADER_LEN as u64 + 1).div_ceil(chunk.max(1)) * chunk.max(1);
+        let mut renamed = false;
+        let result = (|| {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            file.write_all_at(&encode_header(generation), 0)?;
+            fill_zeros(&file, HEADER_LEN as u64, allocated)?;
+            sync(Durable::File(&file))?;
+            std::fs::rename(&tmp, &path)?;
+            renamed = true;
+            sync(Durable::Dir(dir))?;
+            Ok(file)
+        })();
+        match result {
+            Ok(file) => Ok(JournalFile {
+                path,
+                generation,
+                file,
+                pos: HEADER_LEN as u64,
+                allocated,
+                chunk,
+            }),
+            Err(e) => {
+                // Nothing was written to it: take it back, so that a retry
+                // can create this generation.
+                let _ = std::fs::remove_file(if renamed { &path } else { &tmp });
+                Err(e)
+            }
+        }
     }
 
     /// Opens an existing journal to append at `end` (after recovery).
@@ -225,13 +304,7 @@ impl JournalFile {
             return Ok(());
         }
         let new_end = need.div_ceil(self.chunk).max(1) * self.chunk;
-        let zeros = vec![0u8; 1 << 20];
-        let mut at = self.allocated;
-        while at < new_end {
-            let n = (new_end - at).min(zeros.len() as u64) as usize;
-            self.file.write_all_at(&zeros[..n], at)?;
-            at += n as u64;
-        }
+        fill_zeros(&self.file, self.allocated, new_end)?;
         shared::sync::full_sync(&self.file)?;
         self.allocated = new_end;
         Ok(())

@@ -12,7 +12,7 @@ pub mod recovery;
 pub mod snapshot;
 pub mod writer;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use serde_json::value::RawValue;
@@ -56,14 +56,24 @@ pub(crate) struct Counters {
     pub snapshot_bytes: AtomicU64,
 }
 
+/// Test builds: what runs before each snapshot (to hold one in flight or
+/// make it fail).
+#[cfg(test)]
+pub(crate) type SnapshotHook = Box<dyn Fn(&checkpoint::Job) -> std::io::Result<()> + Send + Sync>;
+
 /// What the writer, the checkpoint thread and readers share.
 pub struct Inner {
     pub(crate) dir: DataDir,
     pub(crate) sessions: RwLock<Sessions>,
     pub(crate) counters: Counters,
-    pub(crate) checkpoint_in_flight: AtomicBool,
+    /// Messages sent to the checkpoint thread whose snapshot is not yet
+    /// durable or failed.
+    pub(crate) checkpoints_pending: AtomicUsize,
     /// Set by the checkpoint thread when a snapshot failed.
     pub(crate) snapshot_failed: AtomicBool,
+    /// Test builds: run before each snapshot is written; an error fails it.
+    #[cfg(test)]
+    pub(crate) before_snapshot: Option<SnapshotHook>,
     pub(crate) last_checkpoint_at: Mutex<Option<String>>,
 }
 
@@ -87,6 +97,21 @@ impl Store {
         dir: &DataDir,
         options: StoreOptions,
     ) -> Result<(Store, RecoveryReport), OpenError> {
+        Self::open_with(
+            dir,
+            options,
+            #[cfg(test)]
+            None,
+        )
+    }
+
+    /// [`open`](Self::open); test builds also take a hook that runs before
+    /// each snapshot.
+    pub(crate) fn open_with(
+        dir: &DataDir,
+        options: StoreOptions,
+        #[cfg(test)] before_snapshot: Option<SnapshotHook>,
+    ) -> Result<(Store, RecoveryReport), OpenError> {
         dir.ensure().map_err(|error| OpenError::Io {
             what: format!("cannot use data directory {}", dir.root().display()),
             error,
@@ -101,9 +126,11 @@ impl Store {
             dir: dir.clone(),
             sessions: RwLock::new(recovered.sessions),
             counters: Counters::default(),
-            checkpoint_in_flight: AtomicBool::new(false),
+            checkpoints_pending: AtomicUsize::new(0),
             snapshot_failed: AtomicBool::new(false),
             last_checkpoint_at: Mutex::new(None),
+            #[cfg(test)]
+            before_snapshot,
         });
         inner
             .counters
@@ -243,7 +270,11 @@ impl Store {
         }
     }
 
-    /// Writes `sessions.json` with every write acknowledged so far.
+    /// Returns once a durable `sessions.json` holds every write
+    /// acknowledged before the call: it waits for a snapshot being written
+    /// and writes another if that one lacks some; it writes nothing if
+    /// `sessions.json` already holds them all. An error if the snapshot
+    /// that was to hold them failed (the journals still do).
     pub async fn checkpoint(&self) -> Result<CheckpointInfo, String> {
         let (reply, rx) = oneshot::channel();
         self.tx
@@ -252,6 +283,18 @@ impl Store {
             .map_err(|_| "the store is shutting down".to_string())?;
         rx.await
             .map_err(|_| "the store is shutting down".to_string())?
+    }
+
+    /// Test builds: returns once the writer has handled every command
+    /// sent before this one, to the end of its batch.
+    #[cfg(test)]
+    pub(crate) async fn fence(&self) {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Fence(reply))
+            .await
+            .expect("the writer runs");
+        rx.await.expect("the writer answers a fence");
     }
 
     /// Writes the final snapshot and stops the store's threads. Writes
@@ -277,5 +320,9 @@ impl Store {
     }
 }
 
+#[cfg(test)]
+mod checkpoint_tests;
+#[cfg(test)]
+mod generation_tests;
 #[cfg(test)]
 mod tests;

@@ -89,8 +89,14 @@ struct JournalPlan {
 }
 
 enum PlanKind {
-    Blank,
-    Records { scan: journal::Scan },
+    /// No record can be in it: set aside with this suffix and reason.
+    Blank {
+        suffix: &'static str,
+        why: &'static str,
+    },
+    Records {
+        scan: journal::Scan,
+    },
 }
 
 /// Reads snapshot and journals; refuses on damage before changing anything.
@@ -100,6 +106,10 @@ pub fn recover(dir: &DataDir, chunk: u64) -> Result<Recovered, OpenError> {
     let journal_dir = dir.journal_dir();
     shared::paths::ensure_private_dir(&journal_dir)
         .map_err(io_err(format!("cannot create {}", journal_dir.display())))?;
+    // Creating `journal/` synced the data directory, but a run killed
+    // between its mkdir and that sync left the entry to the page cache;
+    // one sync per start makes sure every write of this run is reachable.
+    fsync_dir(dir.root()).map_err(io_err(format!("cannot sync {}", dir.root().display())))?;
     for d in [dir.root(), journal_dir.as_path()] {
         let removed =
             remove_leftover_temps(d).map_err(io_err(format!("cannot clean {}", d.display())))?;
@@ -119,7 +129,25 @@ pub fn recover(dir: &DataDir, chunk: u64) -> Result<Recovered, OpenError> {
     for (generation, path) in list_journals(&journal_dir)? {
         let bytes = fs::read(&path).map_err(io_err(format!("cannot read {}", path.display())))?;
         let kind = match journal::decode_header(&bytes) {
-            Header::Blank => PlanKind::Blank,
+            Header::Blank => PlanKind::Blank {
+                suffix: "blank",
+                why: "never used",
+            },
+            // A header that was never completely written, with nothing
+            // after it: a generation cut off while it was being created
+            // (releases before the temp-file-and-rename creation could
+            // leave one). No record can have been acknowledged in it.
+            // With anything after the header it is damage: refuse.
+            Header::Damaged
+                if bytes[journal::HEADER_LEN.min(bytes.len())..]
+                    .iter()
+                    .all(|b| *b == 0) =>
+            {
+                PlanKind::Blank {
+                    suffix: "torn-header",
+                    why: "its header was never completely written; no records",
+                }
+            }
             Header::Damaged => {
                 return Err(OpenError::Journal {
                     path,
@@ -210,18 +238,18 @@ pub fn recover(dir: &DataDir, chunk: u64) -> Result<Recovered, OpenError> {
     for plan in plans {
         max_generation = max_generation.max(plan.generation);
         match plan.kind {
-            PlanKind::Blank => {
+            PlanKind::Blank { suffix, why } => {
                 shared::paths::ensure_private_dir(&damaged_dir)
                     .map_err(io_err(format!("cannot create {}", damaged_dir.display())))?;
                 let name = plan.path.file_name().expect("journal files have names");
-                let aside = damaged_dir.join(format!("{}.blank", name.to_string_lossy()));
+                let aside = damaged_dir.join(format!("{}.{suffix}", name.to_string_lossy()));
                 fs::rename(&plan.path, &aside)
                     .and_then(|_| fsync_dir(&damaged_dir))
                     .and_then(|_| fsync_dir(&journal_dir))
                     .map_err(io_err(format!("cannot set aside {}", plan.path.display())))?;
                 report
                     .set_aside
-                    .push(format!("{} (never used)", aside.display()));
+                    .push(format!("{} ({why})", aside.display()));
             }
             PlanKind::Records { scan } => {
                 if let Tail::Torn { from, to } = scan.tail {

@@ -12,7 +12,7 @@ use shared::protocol::{ApiError, ErrorCode, Session};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, warn};
 
-use super::checkpoint::{CheckpointInfo, Job};
+use super::checkpoint::{CheckpointInfo, Job, Message};
 use super::journal::JournalFile;
 use super::{Inner, StoreOptions};
 
@@ -47,6 +47,9 @@ pub enum Command {
     Checkpoint { reply: CheckpointReply },
     /// Final snapshot, then stop.
     Close { reply: CheckpointReply },
+    /// Test builds: answered once the batch it came in is done.
+    #[cfg(test)]
+    Fence(oneshot::Sender<()>),
 }
 
 enum Answer {
@@ -83,7 +86,7 @@ impl Ack {
 pub struct Writer {
     pub inner: Arc<Inner>,
     pub journal: JournalFile,
-    pub checkpoints: std::sync::mpsc::Sender<Job>,
+    pub checkpoints: std::sync::mpsc::Sender<Message>,
     pub options: StoreOptions,
     /// Set after a failed journal write or fsync: acknowledging anything
     /// more could lie (the kernel may have dropped the dirty pages).
@@ -117,6 +120,8 @@ impl Writer {
         let mut acks: Vec<Ack> = Vec::new();
         let mut checkpoint_waiters = Vec::new();
         let mut close = None;
+        #[cfg(test)]
+        let mut fences = Vec::new();
         {
             let sessions = self
                 .inner
@@ -169,6 +174,8 @@ impl Writer {
                     }
                     Command::Checkpoint { reply } => checkpoint_waiters.push(reply),
                     Command::Close { reply } => close = Some(reply),
+                    #[cfg(test)]
+                    Command::Fence(reply) => fences.push(reply),
                 }
             }
         }
@@ -181,20 +188,62 @@ impl Writer {
             checkpoint_waiters.push(reply);
             return Some(checkpoint_waiters);
         }
-        let due = self.journal.written() > self.compaction_threshold()
-            && !self.inner.checkpoint_in_flight.load(Ordering::Acquire);
-        if self.inner.snapshot_failed.swap(false, Ordering::AcqRel) {
-            self.dirty = true;
-        }
+        let pending = self.snapshot_pending();
+        let due = !pending && self.journal.written() > self.compaction_threshold();
         if due || (self.dirty && !checkpoint_waiters.is_empty()) {
+            // The new snapshot holds everything acknowledged so far.
             self.start_checkpoint(checkpoint_waiters);
+        } else if !checkpoint_waiters.is_empty() && pending {
+            // Nothing acknowledged since the last snapshot was asked for,
+            // but it is not durable yet: its result is the answer.
+            self.inner
+                .checkpoints_pending
+                .fetch_add(1, Ordering::AcqRel);
+            self.send(Message::Wait(checkpoint_waiters));
         } else if !checkpoint_waiters.is_empty() {
+            // sessions.json is durable and holds every acknowledged write.
             let info = self.unchanged();
             for w in checkpoint_waiters {
                 let _ = w.send(Ok(info.clone()));
             }
         }
+        #[cfg(test)]
+        for fence in fences {
+            let _ = fence.send(());
+        }
         None
+    }
+
+    /// Whether a snapshot asked for is not yet durable (or failed); and,
+    /// if the last one failed, marks the journal as holding writes that
+    /// `sessions.json` lacks.
+    ///
+    /// `checkpoints_pending` is read before `snapshot_failed`: the
+    /// checkpoint thread sets the flag before it counts a snapshot done,
+    /// so a writer that sees none pending also sees any failure.
+    fn snapshot_pending(&mut self) -> bool {
+        let pending = self.inner.checkpoints_pending.load(Ordering::Acquire) > 0;
+        if self.inner.snapshot_failed.swap(false, Ordering::AcqRel) {
+            self.dirty = true;
+        }
+        pending
+    }
+
+    /// Hands `message` to the checkpoint thread (which counted it in
+    /// `checkpoints_pending`); if that thread is gone, answers its waiters.
+    fn send(&self, message: Message) {
+        if let Err(std::sync::mpsc::SendError(message)) = self.checkpoints.send(message) {
+            self.inner
+                .checkpoints_pending
+                .fetch_sub(1, Ordering::AcqRel);
+            let waiters = match message {
+                Message::Write(job) => job.waiters,
+                Message::Wait(waiters) => waiters,
+            };
+            for w in waiters {
+                let _ = w.send(Err("the checkpoint thread is gone".into()));
+            }
+        }
     }
 
     /// What a checkpoint with nothing new reports.
@@ -332,28 +381,20 @@ impl Writer {
             .cloned()
             .collect();
         self.inner
-            .checkpoint_in_flight
-            .store(true, Ordering::Release);
-        let job = Job {
+            .checkpoints_pending
+            .fetch_add(1, Ordering::AcqRel);
+        self.send(Message::Write(Job {
             sessions,
             upto_generation,
             waiters,
-        };
-        if let Err(std::sync::mpsc::SendError(job)) = self.checkpoints.send(job) {
-            for w in job.waiters {
-                let _ = w.send(Err("the checkpoint thread is gone".into()));
-            }
-        }
+        }));
     }
 
     /// The final snapshot. A fresh (empty, preallocated) journal is started
     /// first so that the next start has nothing to replay and nothing to
     /// create; if that fails the snapshot covers the current journal too.
     fn close(mut self, waiters: Vec<CheckpointReply>) {
-        if self.inner.snapshot_failed.swap(false, Ordering::AcqRel) {
-            self.dirty = true;
-        }
-        if !self.dirty && !self.inner.checkpoint_in_flight.load(Ordering::Acquire) {
+        if !self.snapshot_pending() && !self.dirty {
             // sessions.json already holds everything: nothing to rewrite.
             let info = self.unchanged();
             info!(
