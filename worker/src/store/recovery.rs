@@ -90,7 +90,7 @@ struct JournalPlan {
 
 enum PlanKind {
     Blank,
-    Records { scan: journal::Scan },
+    Records { scan: journal::Scan, version: u16 },
 }
 
 /// Reads snapshot and journals; refuses on damage before changing anything.
@@ -132,30 +132,44 @@ pub fn recover(dir: &DataDir, chunk: u64) -> Result<Recovered, OpenError> {
                     path,
                     offset: 6,
                     reason: format!(
-                        "format version {v}; this worker reads version {}",
+                        "format version {v}; this worker reads versions {} and {}",
+                        journal::FORMAT_VERSION_1,
                         journal::FORMAT_VERSION
                     ),
                 })
             }
-            Header::Valid { generation: g } if g != generation => {
+            Header::Valid { generation: g, .. } if g != generation => {
                 return Err(OpenError::Journal {
                     path,
                     offset: 8,
                     reason: format!("the header says generation {g}, the name {generation}"),
                 })
             }
-            Header::Valid { .. } => {
-                let scan = journal::scan(&bytes);
-                if let Tail::Corrupt { offset, next_valid } = scan.tail {
-                    return Err(OpenError::Journal {
+            Header::Valid { version, .. } => {
+                let scan = journal::scan(&bytes, version);
+                let what = if version == journal::FORMAT_VERSION_1 {
+                    "record"
+                } else {
+                    "batch"
+                };
+                match scan.tail {
+                    Tail::Corrupt { offset, next_valid } => return Err(OpenError::Journal {
                         path,
                         offset: offset as u64,
                         reason: format!(
-                            "an unreadable record with a valid one after it at byte {next_valid}"
+                            "an unreadable {what} with a valid one after it at byte {next_valid}"
                         ),
-                    });
+                    }),
+                    Tail::BadBatch { offset, reason } => {
+                        return Err(OpenError::Journal {
+                            path,
+                            offset: offset as u64,
+                            reason: reason.into(),
+                        })
+                    }
+                    Tail::Clean | Tail::Torn { .. } => {}
                 }
-                PlanKind::Records { scan }
+                PlanKind::Records { scan, version }
             }
         };
         plans.push(JournalPlan {
@@ -169,7 +183,7 @@ pub fn recover(dir: &DataDir, chunk: u64) -> Result<Recovered, OpenError> {
     // Replay in generation order. A record is a whole new state of one id,
     // so replaying records the snapshot already holds changes nothing.
     for plan in &plans {
-        let PlanKind::Records { scan } = &plan.kind else {
+        let PlanKind::Records { scan, .. } = &plan.kind else {
             continue;
         };
         for range in &scan.records {
@@ -223,7 +237,7 @@ pub fn recover(dir: &DataDir, chunk: u64) -> Result<Recovered, OpenError> {
                     .set_aside
                     .push(format!("{} (never used)", aside.display()));
             }
-            PlanKind::Records { scan } => {
+            PlanKind::Records { scan, version } => {
                 if let Tail::Torn { from, to } = scan.tail {
                     let aside =
                         set_aside_torn(&damaged_dir, &plan.path, &plan.bytes[from..to], from)
@@ -238,14 +252,21 @@ pub fn recover(dir: &DataDir, chunk: u64) -> Result<Recovered, OpenError> {
                         plan.path.display()
                     ));
                 }
-                append_to = Some((plan.path, plan.generation, scan.end as u64));
+                // Only a version 2 journal is appended to; after a version 1
+                // one a new generation starts.
+                append_to = (version == journal::FORMAT_VERSION).then_some((
+                    plan.path,
+                    plan.generation,
+                    scan.end as u64,
+                    scan.next_seq,
+                ));
             }
         }
     }
 
     let journal = match append_to {
-        Some((path, generation, end)) if generation == max_generation => {
-            JournalFile::reopen(&path, generation, end, chunk)
+        Some((path, generation, end, next_seq)) if generation == max_generation => {
+            JournalFile::reopen(&path, generation, end, next_seq, chunk)
                 .map_err(io_err(format!("cannot open {}", path.display())))?
         }
         _ => JournalFile::create(&journal_dir, max_generation + 1, chunk).map_err(io_err(

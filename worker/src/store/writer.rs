@@ -113,7 +113,9 @@ impl Writer {
 
     /// Commits one batch; if a `Close` came, returns who waits for the end.
     fn commit(&mut self, batch: &mut Vec<Command>) -> Option<Vec<CheckpointReply>> {
+        // One group commit is one batch (journal.rs): its header, then records.
         let mut buf = Vec::new();
+        super::journal::start_batch(&mut buf);
         let mut acks: Vec<Ack> = Vec::new();
         let mut checkpoint_waiters = Vec::new();
         let mut close = None;
@@ -173,8 +175,8 @@ impl Writer {
             }
         }
 
-        if !buf.is_empty() {
-            self.make_durable(&buf, acks);
+        if !acks.is_empty() {
+            self.make_durable(&mut buf, acks);
         }
         if let Some(reply) = close {
             // The final snapshot answers every checkpoint asked for with it.
@@ -211,7 +213,7 @@ impl Writer {
         }
     }
 
-    fn make_durable(&mut self, buf: &[u8], acks: Vec<Ack>) {
+    fn make_durable(&mut self, buf: &mut [u8], acks: Vec<Ack>) {
         if let Err(e) = self.journal.reserve(buf.len() as u64) {
             // Nothing was written where records go: the journal is intact.
             warn!(error = %e, path = %self.journal.path.display(), "cannot extend the journal");
@@ -222,7 +224,7 @@ impl Writer {
             acks.into_iter().for_each(|a| a.fail(err.clone()));
             return;
         }
-        if let Err(e) = self.journal.append_durable(buf) {
+        if let Err(e) = self.journal.append_batch(buf, acks.len() as u32) {
             let why = format!(
                 "a journal write to {} failed ({e}); writes are refused until the worker restarts",
                 self.journal.path.display()
