@@ -278,4 +278,6 @@ impl Store {
 }
 
 #[cfg(test)]
+mod cover_tests;
+#[cfg(test)]
 mod tests;

@@ -71,6 +71,8 @@ pub struct RecoveryReport {
     /// Files and byte ranges set aside in `damaged/`.
     pub set_aside: Vec<String>,
     pub temps_removed: Vec<String>,
+    /// Journals `sessions.json` covers, left by a crash: removed unread.
+    pub covered_removed: Vec<String>,
     pub elapsed: Duration,
 }
 
@@ -107,16 +109,28 @@ pub fn recover(dir: &DataDir, chunk: u64) -> Result<Recovered, OpenError> {
     }
 
     let snapshot_path = dir.sessions_json();
-    let (mut sessions, snapshot_bytes) =
-        snapshot::load(&snapshot_path).map_err(|error| OpenError::Snapshot {
-            path: snapshot_path.clone(),
-            error,
-        })?;
-    report.snapshot_bytes = snapshot_bytes;
+    let snapshot = snapshot::load(&snapshot_path).map_err(|error| OpenError::Snapshot {
+        path: snapshot_path.clone(),
+        error,
+    })?;
+    report.snapshot_bytes = snapshot.bytes;
+    let covers = snapshot.covers_through_generation;
+    let mut sessions = snapshot.sessions;
 
     // Read and judge every journal first; change nothing until all are fine.
     let mut plans = Vec::new();
+    let mut covered = Vec::new();
+    // A new journal must come after every generation the snapshot covers.
+    let mut max_generation = covers.unwrap_or(0);
     for (generation, path) in list_journals(&journal_dir)? {
+        max_generation = max_generation.max(generation);
+        if covers.is_some_and(|c| generation <= c) {
+            // Its records are all in the snapshot (a crash kept the file
+            // after the snapshot replaced it). Replaying it could bring
+            // back what a later, lost journal changed: never read it.
+            covered.push(path);
+            continue;
+        }
         let bytes = fs::read(&path).map_err(io_err(format!("cannot read {}", path.display())))?;
         let kind = match journal::decode_header(&bytes) {
             Header::Blank => PlanKind::Blank,
@@ -153,13 +167,15 @@ pub fn recover(dir: &DataDir, chunk: u64) -> Result<Recovered, OpenError> {
                     "batch"
                 };
                 match scan.tail {
-                    Tail::Corrupt { offset, next_valid } => return Err(OpenError::Journal {
-                        path,
-                        offset: offset as u64,
-                        reason: format!(
+                    Tail::Corrupt { offset, next_valid } => {
+                        return Err(OpenError::Journal {
+                            path,
+                            offset: offset as u64,
+                            reason: format!(
                             "an unreadable {what} with a valid one after it at byte {next_valid}"
                         ),
-                    }),
+                        })
+                    }
                     Tail::BadBatch { offset, reason } => {
                         return Err(OpenError::Journal {
                             path,
@@ -217,12 +233,12 @@ pub fn recover(dir: &DataDir, chunk: u64) -> Result<Recovered, OpenError> {
     report.journals = plans.len();
     report.sessions = sessions.len();
 
-    // Now repair: set torn tails and blank files aside, then pick the journal.
+    // Now repair: remove covered journals, set torn tails and blank files
+    // aside, then pick the journal.
+    remove_covered(dir, covered, &mut report)?;
     let damaged_dir = dir.damaged_dir();
     let mut append_to = None;
-    let mut max_generation = 0;
     for plan in plans {
-        max_generation = max_generation.max(plan.generation);
         match plan.kind {
             PlanKind::Blank => {
                 shared::paths::ensure_private_dir(&damaged_dir)
@@ -279,6 +295,26 @@ pub fn recover(dir: &DataDir, chunk: u64) -> Result<Recovered, OpenError> {
         journal,
         report,
     })
+}
+
+/// Deletes the journals `sessions.json` covers. The snapshot goes first:
+/// its rename is made durable (its writer may have died before syncing the
+/// directory), so that no power cut can keep the deletions without it.
+fn remove_covered(
+    dir: &DataDir,
+    covered: Vec<PathBuf>,
+    report: &mut RecoveryReport,
+) -> Result<(), OpenError> {
+    if covered.is_empty() {
+        return Ok(());
+    }
+    fsync_dir(dir.root()).map_err(io_err(format!("cannot sync {}", dir.root().display())))?;
+    for path in covered {
+        fs::remove_file(&path).map_err(io_err(format!("cannot remove {}", path.display())))?;
+        report.covered_removed.push(path.display().to_string());
+    }
+    let journal_dir = dir.journal_dir();
+    fsync_dir(&journal_dir).map_err(io_err(format!("cannot sync {}", journal_dir.display())))
 }
 
 /// The journal files in `dir`, by generation.

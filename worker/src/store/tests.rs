@@ -96,7 +96,9 @@ async fn checkpoint_writes_everything_acknowledged_and_drops_old_journals() {
     let info = store.checkpoint().await.unwrap();
     assert_eq!(info.sessions, 10);
     assert_eq!(journals(&dir), vec![2]);
-    let (snap, _) = super::snapshot::load(&dir.sessions_json()).unwrap();
+    let loaded = super::snapshot::load(&dir.sessions_json()).unwrap();
+    assert_eq!(loaded.covers_through_generation, Some(1));
+    let snap = loaded.sessions;
     assert_eq!(snap.len(), 10);
     assert_eq!(snap["s7"].data.get(), "7");
     // Writes after the checkpoint land in the new journal.
