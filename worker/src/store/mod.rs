@@ -6,6 +6,7 @@
 //! See `journal.rs` for the file format and `recovery.rs` for restores.
 
 pub mod checkpoint;
+mod heal;
 pub mod journal;
 pub mod record;
 pub mod recovery;

@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, warn};
 
 use super::checkpoint::{CheckpointInfo, Job};
+use super::heal::Poisoned;
 use super::journal::JournalFile;
 use super::{Inner, StoreOptions};
 
@@ -85,9 +86,9 @@ pub struct Writer {
     pub journal: JournalFile,
     pub checkpoints: std::sync::mpsc::Sender<Job>,
     pub options: StoreOptions,
-    /// Set after a failed journal write or fsync: acknowledging anything
-    /// more could lie (the kernel may have dropped the dirty pages).
-    pub poisoned: Option<String>,
+    /// Set after a failed journal write or fsync, until the failed batch
+    /// is set aside (`heal.rs`): writes are refused meanwhile.
+    pub poisoned: Option<Poisoned>,
     /// Whether the journal holds writes that `sessions.json` lacks. A
     /// checkpoint with nothing new answers at once and writes nothing.
     pub dirty: bool,
@@ -113,6 +114,12 @@ impl Writer {
 
     /// Commits one batch; if a `Close` came, returns who waits for the end.
     fn commit(&mut self, batch: &mut Vec<Command>) -> Option<Vec<CheckpointReply>> {
+        if batch
+            .iter()
+            .any(|c| matches!(c, Command::Put { .. } | Command::Delete { .. }))
+        {
+            self.heal_if_due();
+        }
         // One group commit is one batch (journal.rs): its header, then records.
         let mut buf = Vec::new();
         super::journal::start_batch(&mut buf);
@@ -134,8 +141,8 @@ impl Writer {
                         record,
                         reply,
                     } => {
-                        if let Some(why) = &self.poisoned {
-                            let _ = reply.send(Err(unavailable(why)));
+                        if let Some(p) = &self.poisoned {
+                            let _ = reply.send(Err(unavailable(&p.why())));
                             continue;
                         }
                         buf.extend_from_slice(&record);
@@ -147,8 +154,8 @@ impl Writer {
                         });
                     }
                     Command::Delete { id, record, reply } => {
-                        if let Some(why) = &self.poisoned {
-                            let _ = reply.send(Err(unavailable(why)));
+                        if let Some(p) = &self.poisoned {
+                            let _ = reply.send(Err(unavailable(&p.why())));
                             continue;
                         }
                         // An earlier command of this batch on the same id
@@ -226,13 +233,15 @@ impl Writer {
         }
         if let Err(e) = self.journal.append_batch(buf, acks.len() as u32) {
             let why = format!(
-                "a journal write to {} failed ({e}); writes are refused until the worker restarts",
+                "a journal write to {} failed ({e})",
                 self.journal.path.display()
             );
-            error!(error = %e, "journal write failed; refusing writes from now on");
+            error!(error = %e, "journal write failed; refusing writes until it is set aside");
             let err = unavailable(&why);
-            self.poisoned = Some(why);
             acks.into_iter().for_each(|a| a.fail(err.clone()));
+            // Answered first: setting the batch aside writes a snapshot.
+            self.poisoned = Some(Poisoned::new(why));
+            self.heal_if_due();
             return;
         }
         let writes = acks.len() as u64;
@@ -324,7 +333,7 @@ impl Writer {
         self.send_job(covered.generation, waiters);
     }
 
-    fn send_job(&mut self, upto_generation: u64, waiters: Vec<CheckpointReply>) {
+    pub(super) fn send_job(&mut self, upto_generation: u64, waiters: Vec<CheckpointReply>) {
         let sessions: Vec<Arc<Session>> = self
             .inner
             .sessions
@@ -352,7 +361,8 @@ impl Writer {
     /// first so that the next start has nothing to replay and nothing to
     /// create; if that fails the snapshot covers the current journal too.
     fn close(mut self, waiters: Vec<CheckpointReply>) {
-        if self.inner.snapshot_failed.swap(false, Ordering::AcqRel) {
+        // A failed batch not yet set aside (heal.rs) needs this snapshot too.
+        if self.inner.snapshot_failed.swap(false, Ordering::AcqRel) || self.poisoned.is_some() {
             self.dirty = true;
         }
         if !self.dirty && !self.inner.checkpoint_in_flight.load(Ordering::Acquire) {
