@@ -1,5 +1,5 @@
-//! Syncs on volumes that reject the preferred method, forced for real with
-//! strace in the worker binary.
+//! Syncs on volumes that reject the preferred method, and syncs that fail,
+//! forced for real with strace in the worker binary.
 //!
 //! On macOS the worker steps down from F_FULLFSYNC to F_BARRIERFSYNC to
 //! fsync when a volume (SMB, exFAT, …) rejects the stronger call. Its Linux
@@ -12,7 +12,7 @@
 mod support;
 
 use serde_json::json;
-use support::TestDir;
+use support::{TestDir, DEADLINE};
 
 /// Lines of `text` that contain `needle`.
 fn count(text: &str, needle: &str) -> usize {
@@ -119,5 +119,152 @@ fn a_failed_fdatasync_is_not_retried_with_fsync() {
     traced.kill_worker();
     let log = traced.stderr();
     assert_eq!(count(&log, "fall back"), 0, "{log}");
+    // Each put failed in its own journal: after the first failure the
+    // worker set that journal aside and started a new one (before it took
+    // the second put; the second is set aside after its answer).
+    assert_eq!(count(&log, "journal write failed"), 2, "{log}");
+    assert!(count(&log, "writes resume") >= 1, "{log}");
+}
+
+/// The strace lines (with `-y` paths) that sync `file` after the line
+/// where a sync of it was made to fail.
+fn syncs_after_failure<'a>(trace: &'a str, file: &str) -> Vec<&'a str> {
+    let mut lines = trace.lines().filter(|l| l.contains(file));
+    let failed = lines.by_ref().any(|l| l.contains("INJECTED"));
+    assert!(failed, "no injected failure on {file}:\n{trace}");
+    lines.filter(|l| l.contains("sync(")).collect()
+}
+
+/// `put id` on a new connection: its answer.
+fn put(conn: &mut support::Conn, id: &str) -> serde_json::Value {
+    conn.call(&json!({"op": "put", "id": id, "data": {"id": id}}))
+}
+
+/// The ids a worker serves.
+fn ids(conn: &mut support::Conn) -> Vec<String> {
+    let list = conn.call(&json!({"op": "list"}));
+    list["sessions"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{list}"))
+        .iter()
+        .map(|s| s["id"].as_str().expect("an id").to_string())
+        .collect()
+}
+
+const FIRST_JOURNAL: &str = "0000000000000001.journal";
+
+#[test]
+fn a_put_answered_unavailable_after_a_failed_sync_never_comes_back() {
+    let dir = TestDir::new();
+    let trace = dir.root().join("sync.trace");
+    let trace_arg = trace.to_str().expect("a UTF-8 temp path");
+    // The second data sync fails: the second put's. Only the journal
+    // writer thread calls fdatasync, and strace counts per thread.
+    let mut traced = dir.start_under_strace(
+        &[
+            "-f",
+            "-qq",
+            "-y",
+            "-o",
+            trace_arg,
+            "-e",
+            "trace=fdatasync,fsync",
+            "-e",
+            "inject=fdatasync:error=EIO:when=2",
+        ],
+        &[],
+    );
+    let mut conn = traced.connect();
+    assert_eq!(put(&mut conn, "kept")["ok"], true);
+    let lost = put(&mut conn, "lost");
+    assert_eq!(lost["error"]["code"], "unavailable", "{lost}");
+    let message = lost["error"]["message"].as_str().expect("a message");
+    assert!(message.contains("Input/output error"), "{message}");
+    assert!(message.contains(FIRST_JOURNAL), "{message}");
+    // Its bytes sit in the page cache of journal 1; the SIGKILL below
+    // keeps them there, as a restart after the failure would find them.
+    let after = put(&mut conn, "after");
+    let got = conn.call(&json!({"op": "get", "id": "lost"}));
+    assert_eq!(got["error"]["code"], "not_found", "{got}");
+    drop(conn);
+    traced.kill_worker();
+
+    let worker = dir.start(&[]);
+    let mut conn = worker.connect();
+    assert_eq!(
+        conn.call(&json!({"op": "get", "id": "lost"}))["error"]["code"],
+        "not_found",
+        "a put answered unavailable came back after a restart"
+    );
+    assert_eq!(ids(&mut conn), ["after", "kept"]);
+    // Writes resumed at once, in a new journal; journal 1 is gone.
+    assert_eq!(after["ok"], true, "{after}");
+    assert!(
+        !dir.journals().contains(&FIRST_JOURNAL.to_string()),
+        "{:?}",
+        dir.journals()
+    );
+    let log = traced.stderr();
     assert_eq!(count(&log, "journal write failed"), 1, "{log}");
+    assert_eq!(count(&log, "writes resume"), 1, "{log}");
+    // The failed journal was never synced again.
+    let calls = std::fs::read_to_string(&trace).expect("read the strace output");
+    assert_eq!(
+        syncs_after_failure(&calls, FIRST_JOURNAL),
+        Vec::<&str>::new()
+    );
+}
+
+#[test]
+fn while_a_failed_write_cannot_be_set_aside_writes_are_refused_and_reads_work() {
+    let dir = TestDir::new();
+    let mut traced = dir.start_under_strace(
+        &[
+            "-f",
+            "-qq",
+            "-o",
+            "/dev/null",
+            "-e",
+            "trace=fdatasync",
+            "-e",
+            "inject=fdatasync:error=EIO:when=2",
+        ],
+        &[],
+    );
+    let mut conn = traced.connect();
+    assert_eq!(put(&mut conn, "kept")["ok"], true);
+    // A directory where sessions.json goes: every snapshot fails.
+    std::fs::create_dir(dir.sessions_json()).expect("block sessions.json");
+    let lost = put(&mut conn, "lost");
+    assert_eq!(lost["error"]["code"], "unavailable", "{lost}");
+    let refused = put(&mut conn, "refused");
+    assert_eq!(refused["error"]["code"], "unavailable", "{refused}");
+    let message = refused["error"]["message"].as_str().expect("a message");
+    for words in [
+        "Input/output error",
+        "sessions.json",
+        "setting it aside failed",
+    ] {
+        assert!(message.contains(words), "{words:?} in {message}");
+    }
+    assert_eq!(ids(&mut conn), ["kept"], "reads keep working");
+    let stats = conn.call(&json!({"op": "stats"}));
+    assert_eq!(stats["writes"], 1, "{stats}");
+
+    // Once a snapshot can be written, a later write sets the failed one
+    // aside and goes through.
+    std::fs::remove_dir(dir.sessions_json()).expect("unblock sessions.json");
+    let answer = support::wait_until(DEADLINE, "a put to be accepted again", || {
+        let a = put(&mut conn, "healed");
+        (a["ok"] == true).then_some(a)
+    });
+    assert_eq!(answer["session"]["id"], "healed");
+    drop(conn);
+    traced.kill_worker();
+    let log = traced.stderr();
+    assert!(count(&log, "writes stay refused") >= 1, "{log}");
+
+    let worker = dir.start(&[]);
+    let mut conn = worker.connect();
+    assert_eq!(ids(&mut conn), ["healed", "kept"]);
 }

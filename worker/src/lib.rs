@@ -107,6 +107,9 @@ pub async fn run(config: Config, inherited: Inherited) -> Result<(), RunError> {
     for temp in &report.temps_removed {
         info!(file = %temp, "removed a temp file left by a crash");
     }
+    for journal in &report.covered_removed {
+        info!(file = %journal, "removed a journal left by a crash that sessions.json already holds");
+    }
 
     let source = match inherited.listener {
         Some(fd) => ListenSource::Inherited(fd),

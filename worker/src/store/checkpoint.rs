@@ -16,6 +16,11 @@ use super::Inner;
 /// A state to write, and the newest journal generation it covers.
 pub struct Job {
     pub sessions: Vec<Arc<Session>>,
+    /// Every record of every journal up to this generation is in
+    /// `sessions`, and no record of a later one: the writer takes the
+    /// state just after starting generation `upto_generation + 1`, before
+    /// anything is written to it (or, at the final snapshot, when nothing
+    /// more will be). The snapshot says so (`covers_through_generation`).
     pub upto_generation: u64,
     pub waiters: Vec<CheckpointReply>,
 }
@@ -109,7 +114,11 @@ fn write(inner: &Inner, job: &Job) -> std::io::Result<u64> {
     if let Some(hook) = &inner.before_snapshot {
         hook(job)?;
     }
-    let bytes = snapshot::save(&inner.dir.sessions_json(), &job.sessions)?;
+    let bytes = snapshot::save(
+        &inner.dir.sessions_json(),
+        &job.sessions,
+        job.upto_generation,
+    )?;
     let journal_dir = inner.dir.journal_dir();
     let journals = list_journals(&journal_dir).map_err(|e| std::io::Error::other(e.to_string()))?;
     for (generation, path) in journals {

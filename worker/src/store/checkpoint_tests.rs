@@ -100,7 +100,9 @@ async fn futures_poll<T>(f: &mut Pin<Box<dyn Future<Output = T> + Send + '_>>) -
 
 /// The ids in the durable `sessions.json`.
 fn snapshot_ids(tmp: &tempfile::TempDir) -> Vec<String> {
-    let (sessions, _) = snapshot::load(&DataDir::new(tmp.path()).sessions_json()).unwrap();
+    let sessions = snapshot::load(&DataDir::new(tmp.path()).sessions_json())
+        .unwrap()
+        .sessions;
     sessions.keys().cloned().collect()
 }
 

@@ -64,7 +64,10 @@ fn a_generation_gets_its_name_only_after_its_header_is_synced() {
             },
             Seen::Dir {
                 temp: false,
-                header: Some(Header::Valid { generation: 5 })
+                header: Some(Header::Valid {
+                    generation: 5,
+                    version: journal::FORMAT_VERSION
+                })
             },
         ]
     );
@@ -129,9 +132,11 @@ fn data_dir_with_one_put() -> (tempfile::TempDir, DataDir) {
     let dir = DataDir::new(tmp.path());
     shared::paths::ensure_private_dir(&dir.journal_dir()).unwrap();
     let mut j = JournalFile::create(&dir.journal_dir(), 1, 4096).unwrap();
-    let rec = put_record("a", "1");
-    j.reserve(rec.len() as u64).unwrap();
-    j.append_durable(&rec).unwrap();
+    let mut batch = Vec::new();
+    journal::start_batch(&mut batch);
+    batch.extend_from_slice(&put_record("a", "1"));
+    j.reserve(batch.len() as u64).unwrap();
+    j.append_batch(&mut batch, 1).unwrap();
     (tmp, dir)
 }
 

@@ -6,6 +6,7 @@
 //! See `journal.rs` for the file format and `recovery.rs` for restores.
 
 pub mod checkpoint;
+mod heal;
 pub mod journal;
 pub mod record;
 pub mod recovery;
@@ -322,6 +323,8 @@ impl Store {
 
 #[cfg(test)]
 mod checkpoint_tests;
+#[cfg(test)]
+mod cover_tests;
 #[cfg(test)]
 mod generation_tests;
 #[cfg(test)]

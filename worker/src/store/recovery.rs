@@ -71,6 +71,8 @@ pub struct RecoveryReport {
     /// Files and byte ranges set aside in `damaged/`.
     pub set_aside: Vec<String>,
     pub temps_removed: Vec<String>,
+    /// Journals `sessions.json` covers, left by a crash: removed unread.
+    pub covered_removed: Vec<String>,
     pub elapsed: Duration,
 }
 
@@ -96,6 +98,7 @@ enum PlanKind {
     },
     Records {
         scan: journal::Scan,
+        version: u16,
     },
 }
 
@@ -117,16 +120,28 @@ pub fn recover(dir: &DataDir, chunk: u64) -> Result<Recovered, OpenError> {
     }
 
     let snapshot_path = dir.sessions_json();
-    let (mut sessions, snapshot_bytes) =
-        snapshot::load(&snapshot_path).map_err(|error| OpenError::Snapshot {
-            path: snapshot_path.clone(),
-            error,
-        })?;
-    report.snapshot_bytes = snapshot_bytes;
+    let snapshot = snapshot::load(&snapshot_path).map_err(|error| OpenError::Snapshot {
+        path: snapshot_path.clone(),
+        error,
+    })?;
+    report.snapshot_bytes = snapshot.bytes;
+    let covers = snapshot.covers_through_generation;
+    let mut sessions = snapshot.sessions;
 
     // Read and judge every journal first; change nothing until all are fine.
     let mut plans = Vec::new();
+    let mut covered = Vec::new();
+    // A new journal must come after every generation the snapshot covers.
+    let mut max_generation = covers.unwrap_or(0);
     for (generation, path) in list_journals(&journal_dir)? {
+        max_generation = max_generation.max(generation);
+        if covers.is_some_and(|c| generation <= c) {
+            // Its records are all in the snapshot (a crash kept the file
+            // after the snapshot replaced it). Replaying it could bring
+            // back what a later, lost journal changed: never read it.
+            covered.push(path);
+            continue;
+        }
         let bytes = fs::read(&path).map_err(io_err(format!("cannot read {}", path.display())))?;
         let kind = match journal::decode_header(&bytes) {
             Header::Blank => PlanKind::Blank {
@@ -160,30 +175,46 @@ pub fn recover(dir: &DataDir, chunk: u64) -> Result<Recovered, OpenError> {
                     path,
                     offset: 6,
                     reason: format!(
-                        "format version {v}; this worker reads version {}",
+                        "format version {v}; this worker reads versions {} and {}",
+                        journal::FORMAT_VERSION_1,
                         journal::FORMAT_VERSION
                     ),
                 })
             }
-            Header::Valid { generation: g } if g != generation => {
+            Header::Valid { generation: g, .. } if g != generation => {
                 return Err(OpenError::Journal {
                     path,
                     offset: 8,
                     reason: format!("the header says generation {g}, the name {generation}"),
                 })
             }
-            Header::Valid { .. } => {
-                let scan = journal::scan(&bytes);
-                if let Tail::Corrupt { offset, next_valid } = scan.tail {
-                    return Err(OpenError::Journal {
-                        path,
-                        offset: offset as u64,
-                        reason: format!(
-                            "an unreadable record with a valid one after it at byte {next_valid}"
+            Header::Valid { version, .. } => {
+                let scan = journal::scan(&bytes, version);
+                let what = if version == journal::FORMAT_VERSION_1 {
+                    "record"
+                } else {
+                    "batch"
+                };
+                match scan.tail {
+                    Tail::Corrupt { offset, next_valid } => {
+                        return Err(OpenError::Journal {
+                            path,
+                            offset: offset as u64,
+                            reason: format!(
+                            "an unreadable {what} with a valid one after it at byte {next_valid}"
                         ),
-                    });
+                        })
+                    }
+                    Tail::BadBatch { offset, reason } => {
+                        return Err(OpenError::Journal {
+                            path,
+                            offset: offset as u64,
+                            reason: reason.into(),
+                        })
+                    }
+                    Tail::Clean | Tail::Torn { .. } => {}
                 }
-                PlanKind::Records { scan }
+                PlanKind::Records { scan, version }
             }
         };
         plans.push(JournalPlan {
@@ -197,7 +228,7 @@ pub fn recover(dir: &DataDir, chunk: u64) -> Result<Recovered, OpenError> {
     // Replay in generation order. A record is a whole new state of one id,
     // so replaying records the snapshot already holds changes nothing.
     for plan in &plans {
-        let PlanKind::Records { scan } = &plan.kind else {
+        let PlanKind::Records { scan, .. } = &plan.kind else {
             continue;
         };
         for range in &scan.records {
@@ -231,12 +262,12 @@ pub fn recover(dir: &DataDir, chunk: u64) -> Result<Recovered, OpenError> {
     report.journals = plans.len();
     report.sessions = sessions.len();
 
-    // Now repair: set torn tails and blank files aside, then pick the journal.
+    // Now repair: remove covered journals, set torn tails and blank files
+    // aside, then pick the journal.
+    remove_covered(dir, covered, &mut report)?;
     let damaged_dir = dir.damaged_dir();
     let mut append_to = None;
-    let mut max_generation = 0;
     for plan in plans {
-        max_generation = max_generation.max(plan.generation);
         match plan.kind {
             PlanKind::Blank { suffix, why } => {
                 shared::paths::ensure_private_dir(&damaged_dir)
@@ -251,7 +282,7 @@ pub fn recover(dir: &DataDir, chunk: u64) -> Result<Recovered, OpenError> {
                     .set_aside
                     .push(format!("{} ({why})", aside.display()));
             }
-            PlanKind::Records { scan } => {
+            PlanKind::Records { scan, version } => {
                 if let Tail::Torn { from, to } = scan.tail {
                     let aside =
                         set_aside_torn(&damaged_dir, &plan.path, &plan.bytes[from..to], from)
@@ -266,14 +297,21 @@ pub fn recover(dir: &DataDir, chunk: u64) -> Result<Recovered, OpenError> {
                         plan.path.display()
                     ));
                 }
-                append_to = Some((plan.path, plan.generation, scan.end as u64));
+                // Only a version 2 journal is appended to; after a version 1
+                // one a new generation starts.
+                append_to = (version == journal::FORMAT_VERSION).then_some((
+                    plan.path,
+                    plan.generation,
+                    scan.end as u64,
+                    scan.next_seq,
+                ));
             }
         }
     }
 
     let journal = match append_to {
-        Some((path, generation, end)) if generation == max_generation => {
-            JournalFile::reopen(&path, generation, end, chunk)
+        Some((path, generation, end, next_seq)) if generation == max_generation => {
+            JournalFile::reopen(&path, generation, end, next_seq, chunk)
                 .map_err(io_err(format!("cannot open {}", path.display())))?
         }
         _ => JournalFile::create(&journal_dir, max_generation + 1, chunk).map_err(io_err(
@@ -286,6 +324,26 @@ pub fn recover(dir: &DataDir, chunk: u64) -> Result<Recovered, OpenError> {
         journal,
         report,
     })
+}
+
+/// Deletes the journals `sessions.json` covers. The snapshot goes first:
+/// its rename is made durable (its writer may have died before syncing the
+/// directory), so that no power cut can keep the deletions without it.
+fn remove_covered(
+    dir: &DataDir,
+    covered: Vec<PathBuf>,
+    report: &mut RecoveryReport,
+) -> Result<(), OpenError> {
+    if covered.is_empty() {
+        return Ok(());
+    }
+    fsync_dir(dir.root()).map_err(io_err(format!("cannot sync {}", dir.root().display())))?;
+    for path in covered {
+        fs::remove_file(&path).map_err(io_err(format!("cannot remove {}", path.display())))?;
+        report.covered_removed.push(path.display().to_string());
+    }
+    let journal_dir = dir.journal_dir();
+    fsync_dir(&journal_dir).map_err(io_err(format!("cannot sync {}", journal_dir.display())))
 }
 
 /// The journal files in `dir`, by generation.

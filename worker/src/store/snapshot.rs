@@ -1,4 +1,10 @@
 //! `sessions.json` (INTERFACE §3): read on start, written atomically.
+//!
+//! Besides the §3 fields it names the journal generations it covers:
+//! `"covers_through_generation": N` means it holds every record of every
+//! journal up to generation N, so those are never replayed over it (and
+//! are deleted if a crash left them). A snapshot without the field (the
+//! first release's) covers nothing: every journal is replayed.
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -14,6 +20,17 @@ pub const SNAPSHOT_VERSION: u64 = 1;
 
 /// The sessions of a store, by id.
 pub type Sessions = BTreeMap<String, Arc<Session>>;
+
+/// A snapshot as read.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub sessions: Sessions,
+    /// Its size in bytes (0 when there is none).
+    pub bytes: u64,
+    /// Every journal up to this generation is in it; `None` for a snapshot
+    /// of the first release, or none at all.
+    pub covers_through_generation: Option<u64>,
+}
 
 /// Why a snapshot could not be used. The file is left exactly as it was.
 #[derive(Debug)]
@@ -48,6 +65,8 @@ impl std::fmt::Display for SnapshotError {
 #[derive(Deserialize)]
 struct SnapshotFile {
     version: serde_json::Value,
+    #[serde(default)]
+    covers_through_generation: Option<u64>,
     sessions: BTreeMap<String, Session>,
 }
 
@@ -72,8 +91,8 @@ fn byte_offset(bytes: &[u8], err: &serde_json::Error) -> u64 {
     (start + column.saturating_sub(1)).min(bytes.len()) as u64
 }
 
-/// Parses snapshot bytes into sessions, checking version and ids.
-pub fn parse(bytes: &[u8]) -> Result<Sessions, SnapshotError> {
+/// Parses snapshot bytes, checking version and ids.
+pub fn parse(bytes: &[u8]) -> Result<Snapshot, SnapshotError> {
     let damaged = |offset: u64, reason: String| SnapshotError::Damaged { offset, reason };
     let file: SnapshotFile = match serde_json::from_slice(bytes) {
         Ok(f) => f,
@@ -103,24 +122,43 @@ pub fn parse(bytes: &[u8]) -> Result<Sessions, SnapshotError> {
         }
         sessions.insert(key, Arc::new(session));
     }
-    Ok(sessions)
+    Ok(Snapshot {
+        sessions,
+        bytes: bytes.len() as u64,
+        covers_through_generation: file.covers_through_generation,
+    })
 }
 
-/// Reads `path`; a missing file is an empty store.
-pub fn load(path: &Path) -> Result<(Sessions, u64), SnapshotError> {
+/// Reads `path`; a missing file is an empty store that covers nothing.
+pub fn load(path: &Path) -> Result<Snapshot, SnapshotError> {
     match std::fs::read(path) {
-        Ok(bytes) => Ok((parse(&bytes)?, bytes.len() as u64)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok((Sessions::new(), 0)),
+        Ok(bytes) => parse(&bytes),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Snapshot::default()),
         Err(e) => Err(SnapshotError::Io(e)),
     }
 }
 
-/// Writes the snapshot document for `sessions` (in id order) to `w`.
+/// Writes the snapshot document for `sessions` (in id order) to `w`,
+/// without the generations it covers.
 pub fn write_to<'a, W: Write>(
     w: &mut W,
     sessions: impl IntoIterator<Item = &'a Arc<Session>>,
 ) -> io::Result<()> {
-    write!(w, "{{\"version\":{SNAPSHOT_VERSION},\"sessions\":{{")?;
+    write_covering(w, None, sessions)
+}
+
+/// Writes the snapshot document for `sessions`, saying that it holds
+/// every journal up to generation `covers` (see the module doc).
+pub fn write_covering<'a, W: Write>(
+    w: &mut W,
+    covers: Option<u64>,
+    sessions: impl IntoIterator<Item = &'a Arc<Session>>,
+) -> io::Result<()> {
+    write!(w, "{{\"version\":{SNAPSHOT_VERSION},")?;
+    if let Some(generation) = covers {
+        write!(w, "\"covers_through_generation\":{generation},")?;
+    }
+    w.write_all(b"\"sessions\":{")?;
     for (i, s) in sessions.into_iter().enumerate() {
         if i > 0 {
             w.write_all(b",\n")?;
@@ -135,9 +173,10 @@ pub fn write_to<'a, W: Write>(
     Ok(())
 }
 
-/// Replaces `path` atomically with a snapshot of `sessions`; returns its size.
-pub fn save(path: &Path, sessions: &[Arc<Session>]) -> io::Result<u64> {
-    shared::fsutil::atomic_write(path, |w| write_to(w, sessions))
+/// Replaces `path` atomically with a snapshot of `sessions` that holds
+/// every journal up to generation `covers`; returns its size.
+pub fn save(path: &Path, sessions: &[Arc<Session>], covers: u64) -> io::Result<u64> {
+    shared::fsutil::atomic_write(path, |w| write_covering(w, Some(covers), sessions))
 }
 
 #[cfg(test)]
@@ -162,15 +201,18 @@ mod tests {
             session("a", r#"{"nested": [1, 2.5, "é\n"], "n": null}"#),
             session("b:c@d", "42"),
         ];
-        save(&path, &items).unwrap();
-        let (back, size) = load(&path).unwrap();
-        assert_eq!(size, std::fs::metadata(&path).unwrap().len());
+        save(&path, &items, 7).unwrap();
+        let loaded = load(&path).unwrap();
+        assert_eq!(loaded.bytes, std::fs::metadata(&path).unwrap().len());
+        assert_eq!(loaded.covers_through_generation, Some(7));
+        let back = loaded.sessions;
         assert_eq!(back.len(), 2);
         assert_eq!(back["a"].data.get(), items[0].data.get());
         assert_eq!(back["b:c@d"].created_at, "2026-11-24T06:00:00.123Z");
         // Any JSON parser reads it as the §3 document.
         let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         assert_eq!(v["version"], 1);
+        assert_eq!(v["covers_through_generation"], 7);
         assert_eq!(v["sessions"]["a"]["id"], "a");
         assert_eq!(v["sessions"]["a"]["data"]["nested"][1], 2.5);
     }
@@ -179,9 +221,16 @@ mod tests {
     fn empty_store_round_trips() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sessions.json");
-        save(&path, &[]).unwrap();
-        assert!(load(&path).unwrap().0.is_empty());
-        assert!(load(&dir.path().join("missing.json")).unwrap().0.is_empty());
+        save(&path, &[], 1).unwrap();
+        assert!(load(&path).unwrap().sessions.is_empty());
+        let missing = load(&dir.path().join("missing.json")).unwrap();
+        assert!(missing.sessions.is_empty());
+        assert_eq!(missing.covers_through_generation, None);
+        // Without the field (as `write_to` and the first release write it).
+        let mut plain = Vec::new();
+        write_to(&mut plain, &[]).unwrap();
+        assert_eq!(plain, b"{\"version\":1,\"sessions\":{\n}}\n");
+        assert_eq!(parse(&plain).unwrap().covers_through_generation, None);
     }
 
     #[test]
@@ -216,7 +265,9 @@ mod tests {
     #[test]
     fn the_first_release_format_still_loads() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/sessions-v1.json");
-        let (sessions, _) = load(&path).unwrap();
+        let loaded = load(&path).unwrap();
+        assert_eq!(loaded.covers_through_generation, None, "covers nothing");
+        let sessions = loaded.sessions;
         assert_eq!(sessions.len(), 3);
         assert_eq!(sessions["user-1"].created_at, "2026-11-24T06:00:00.123Z");
         let data: serde_json::Value = serde_json::from_str(sessions["user-1"].data.get()).unwrap();

@@ -96,7 +96,9 @@ async fn checkpoint_writes_everything_acknowledged_and_drops_old_journals() {
     let info = store.checkpoint().await.unwrap();
     assert_eq!(info.sessions, 10);
     assert_eq!(journals(&dir), vec![2]);
-    let (snap, _) = super::snapshot::load(&dir.sessions_json()).unwrap();
+    let loaded = super::snapshot::load(&dir.sessions_json()).unwrap();
+    assert_eq!(loaded.covers_through_generation, Some(1));
+    let snap = loaded.sessions;
     assert_eq!(snap.len(), 10);
     assert_eq!(snap["s7"].data.get(), "7");
     // Writes after the checkpoint land in the new journal.
@@ -175,41 +177,58 @@ async fn list_filters_by_prefix_and_limit_in_id_order() {
     assert!(store.list(None, Some(0)).is_empty());
 }
 
+/// Appends one batch of `payloads` to `j`.
+fn append(j: &mut journal::JournalFile, payloads: &[&[u8]]) {
+    let mut buf = Vec::new();
+    journal::start_batch(&mut buf);
+    for p in payloads {
+        journal::encode_record(p, &mut buf);
+    }
+    j.reserve(buf.len() as u64).unwrap();
+    j.append_batch(&mut buf, payloads.len() as u32).unwrap();
+}
+
 #[test]
-fn a_journal_torn_by_a_crash_reopens_with_the_records_before() {
+fn a_batch_torn_by_a_power_cut_reopens_with_the_batches_before() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = DataDir::new(tmp.path());
     shared::paths::ensure_private_dir(&dir.journal_dir()).unwrap();
     let mut j = journal::JournalFile::create(&dir.journal_dir(), 1, 4096).unwrap();
-    let mut buf = Vec::new();
-    journal::encode_record(
-        br#"{"put":{"id":"a","data":1,"created_at":"t","updated_at":"t"}}"#,
-        &mut buf,
-    );
-    let good = buf.len();
-    journal::encode_record(
-        br#"{"put":{"id":"b","data":2,"created_at":"t","updated_at":"t"}}"#,
-        &mut buf,
-    );
-    j.reserve(buf.len() as u64).unwrap();
-    // Only part of the second record reached the disk.
-    j.append_durable(&buf[..good + 11]).unwrap();
+    let put = |id: &str| format!(r#"{{"put":{{"id":"{id}","data":1,"updated_at":"t"}}}}"#);
+    append(&mut j, &[put("a").as_bytes()]);
+    let good = j.written() as usize;
+    append(&mut j, &[put("b").as_bytes(), put("c").as_bytes()]);
+    let end = j.written() as usize;
+    drop(j);
+    // The power cut kept the end of the second batch and lost its start.
+    let path = dir.journal_dir().join(journal::file_name(1));
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[good..good + 40].fill(0);
+    std::fs::write(&path, &bytes).unwrap();
+
     let recovered = recovery::recover(&dir, 4096).unwrap();
     assert_eq!(recovered.sessions.len(), 1);
+    assert!(recovered.sessions.contains_key("a"));
     assert_eq!(recovered.report.set_aside.len(), 1);
-    assert_eq!(
-        recovered.journal.written(),
-        (journal::HEADER_LEN + good) as u64
-    );
+    assert_eq!(recovered.journal.written(), good as u64);
     let aside: Vec<_> = std::fs::read_dir(dir.damaged_dir()).unwrap().collect();
     assert_eq!(aside.len(), 1);
-    let bytes = std::fs::read(aside[0].as_ref().unwrap().path()).unwrap();
-    assert_eq!(bytes, buf[good..good + 11]);
-    // A second recovery finds a clean journal.
-    drop(recovered);
+    let kept = std::fs::read(aside[0].as_ref().unwrap().path()).unwrap();
+    assert_eq!(kept, bytes[good..end]);
+    let now = std::fs::read(&path).unwrap();
+    assert!(
+        now[good..].iter().all(|b| *b == 0),
+        "the torn bytes are zeroed"
+    );
+
+    // Appends go on after the last good batch, in sequence.
+    let mut j = recovered.journal;
+    append(&mut j, &[put("d").as_bytes()]);
+    drop(j);
     let again = recovery::recover(&dir, 4096).unwrap();
     assert!(again.report.set_aside.is_empty());
-    assert_eq!(again.sessions.len(), 1);
+    let ids: Vec<_> = again.sessions.keys().cloned().collect();
+    assert_eq!(ids, ["a", "d"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -261,6 +280,36 @@ fn a_journal_of_the_first_release_still_replays() {
     assert_eq!(s["user-1"].data.get(), r#"{"title":"Planning","n":2}"#);
     assert!(!s.contains_key("gone"));
     assert_eq!(s["team:alpha@host.local"].data.get(), "[1,2,3]");
+    // New writes go to a new generation in the current format; the first
+    // release's journal is kept and replayed before it.
+    let mut j = recovered.journal;
+    assert_eq!(j.generation, 2);
+    append(
+        &mut j,
+        &[br#"{"put":{"id":"user-1","data":"new","updated_at":"u"}}"#],
+    );
+    drop(j);
+    let bytes = std::fs::read(dir.journal_dir().join(journal::file_name(2))).unwrap();
+    assert!(matches!(
+        journal::decode_header(&bytes),
+        journal::Header::Valid {
+            version: journal::FORMAT_VERSION,
+            ..
+        }
+    ));
+    assert_eq!(
+        std::fs::read(dir.journal_dir().join(journal::file_name(1))).unwrap(),
+        std::fs::read(&fixture).unwrap(),
+        "the first release's journal is unchanged"
+    );
+    let again = recovery::recover(&dir, 4096).unwrap();
+    assert_eq!(again.report.replayed_records, 6);
+    assert_eq!(again.sessions["user-1"].data.get(), r#""new""#);
+    assert_eq!(
+        again.sessions["user-1"].created_at,
+        "2026-11-24T06:00:00.123Z"
+    );
+    assert_eq!(again.journal.generation, 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

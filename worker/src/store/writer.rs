@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, warn};
 
 use super::checkpoint::{CheckpointInfo, Job, Message};
+use super::heal::Poisoned;
 use super::journal::JournalFile;
 use super::{Inner, StoreOptions};
 
@@ -88,9 +89,9 @@ pub struct Writer {
     pub journal: JournalFile,
     pub checkpoints: std::sync::mpsc::Sender<Message>,
     pub options: StoreOptions,
-    /// Set after a failed journal write or fsync: acknowledging anything
-    /// more could lie (the kernel may have dropped the dirty pages).
-    pub poisoned: Option<String>,
+    /// Set after a failed journal write or fsync, until the failed batch
+    /// is set aside (`heal.rs`): writes are refused meanwhile.
+    pub poisoned: Option<Poisoned>,
     /// Whether the journal holds writes that `sessions.json` lacks. A
     /// checkpoint with nothing new answers at once and writes nothing.
     pub dirty: bool,
@@ -116,7 +117,15 @@ impl Writer {
 
     /// Commits one batch; if a `Close` came, returns who waits for the end.
     fn commit(&mut self, batch: &mut Vec<Command>) -> Option<Vec<CheckpointReply>> {
+        if batch
+            .iter()
+            .any(|c| matches!(c, Command::Put { .. } | Command::Delete { .. }))
+        {
+            self.heal_if_due();
+        }
+        // One group commit is one batch (journal.rs): its header, then records.
         let mut buf = Vec::new();
+        super::journal::start_batch(&mut buf);
         let mut acks: Vec<Ack> = Vec::new();
         let mut checkpoint_waiters = Vec::new();
         let mut close = None;
@@ -137,8 +146,8 @@ impl Writer {
                         record,
                         reply,
                     } => {
-                        if let Some(why) = &self.poisoned {
-                            let _ = reply.send(Err(unavailable(why)));
+                        if let Some(p) = &self.poisoned {
+                            let _ = reply.send(Err(unavailable(&p.why())));
                             continue;
                         }
                         buf.extend_from_slice(&record);
@@ -150,8 +159,8 @@ impl Writer {
                         });
                     }
                     Command::Delete { id, record, reply } => {
-                        if let Some(why) = &self.poisoned {
-                            let _ = reply.send(Err(unavailable(why)));
+                        if let Some(p) = &self.poisoned {
+                            let _ = reply.send(Err(unavailable(&p.why())));
                             continue;
                         }
                         // An earlier command of this batch on the same id
@@ -180,8 +189,8 @@ impl Writer {
             }
         }
 
-        if !buf.is_empty() {
-            self.make_durable(&buf, acks);
+        if !acks.is_empty() {
+            self.make_durable(&mut buf, acks);
         }
         if let Some(reply) = close {
             // The final snapshot answers every checkpoint asked for with it.
@@ -260,7 +269,7 @@ impl Writer {
         }
     }
 
-    fn make_durable(&mut self, buf: &[u8], acks: Vec<Ack>) {
+    fn make_durable(&mut self, buf: &mut [u8], acks: Vec<Ack>) {
         if let Err(e) = self.journal.reserve(buf.len() as u64) {
             // Nothing was written where records go: the journal is intact.
             warn!(error = %e, path = %self.journal.path.display(), "cannot extend the journal");
@@ -271,15 +280,17 @@ impl Writer {
             acks.into_iter().for_each(|a| a.fail(err.clone()));
             return;
         }
-        if let Err(e) = self.journal.append_durable(buf) {
+        if let Err(e) = self.journal.append_batch(buf, acks.len() as u32) {
             let why = format!(
-                "a journal write to {} failed ({e}); writes are refused until the worker restarts",
+                "a journal write to {} failed ({e})",
                 self.journal.path.display()
             );
-            error!(error = %e, "journal write failed; refusing writes from now on");
+            error!(error = %e, "journal write failed; refusing writes until it is set aside");
             let err = unavailable(&why);
-            self.poisoned = Some(why);
             acks.into_iter().for_each(|a| a.fail(err.clone()));
+            // Answered first: setting the batch aside writes a snapshot.
+            self.poisoned = Some(Poisoned::new(why));
+            self.heal_if_due();
             return;
         }
         let writes = acks.len() as u64;
@@ -371,7 +382,7 @@ impl Writer {
         self.send_job(covered.generation, waiters);
     }
 
-    fn send_job(&mut self, upto_generation: u64, waiters: Vec<CheckpointReply>) {
+    pub(super) fn send_job(&mut self, upto_generation: u64, waiters: Vec<CheckpointReply>) {
         let sessions: Vec<Arc<Session>> = self
             .inner
             .sessions
@@ -394,7 +405,12 @@ impl Writer {
     /// first so that the next start has nothing to replay and nothing to
     /// create; if that fails the snapshot covers the current journal too.
     fn close(mut self, waiters: Vec<CheckpointReply>) {
-        if !self.snapshot_pending() && !self.dirty {
+        let pending = self.snapshot_pending();
+        // A failed batch not yet set aside (heal.rs) needs this snapshot too.
+        if self.poisoned.is_some() {
+            self.dirty = true;
+        }
+        if !pending && !self.dirty {
             // sessions.json already holds everything: nothing to rewrite.
             let info = self.unchanged();
             info!(
