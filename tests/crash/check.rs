@@ -7,7 +7,7 @@ use std::process::Command;
 
 use serde_json::{json, Value};
 
-use super::expect::History;
+use super::expect::{History, Kind, Problem};
 use super::fs::View;
 use super::ops::Pos;
 use crate::support::{temp_dir, wait_until, worker_bin, Conn, Worker, DEADLINE};
@@ -16,12 +16,13 @@ use crate::support::{temp_dir, wait_until, worker_bin, Conn, Worker, DEADLINE};
 pub const DATA: &str = "d";
 
 /// Problems found in one state; empty if it is fine.
-pub fn check(view: &View, horizon: Option<Pos>, history: &History) -> Vec<String> {
+pub fn check(view: &View, horizon: Option<Pos>, history: &History) -> Vec<Problem> {
     let tmp = temp_dir();
     let root = tmp.path().join("r");
     std::fs::create_dir(&root).expect("create the state's root");
     if let Err(e) = view.write_to(&root) {
-        return vec![format!("cannot write the state to {}: {e}", root.display())];
+        let text = format!("cannot write the state to {}: {e}", root.display());
+        return vec![Problem::new(Kind::Other, text)];
     }
     let data = root.join(DATA);
     let log = tmp.path().join("worker.stderr");
@@ -46,12 +47,13 @@ pub fn check(view: &View, horizon: Option<Pos>, history: &History) -> Vec<String
     });
     if let Err(status) = started {
         let log = worker.stderr();
-        let tail: Vec<&str> = log.lines().rev().take(3).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
-        return vec![format!(
-            "the worker did not start ({status}): {}",
-            tail.join(" | ")
-        )];
+        let last = log
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
+        let text = format!("the worker did not start ({status}): {last}");
+        return vec![Problem::new(Kind::DidNotStart, text)];
     }
     let problems = compare(&worker.sock, horizon, history);
     drop(worker);
@@ -59,7 +61,7 @@ pub fn check(view: &View, horizon: Option<Pos>, history: &History) -> Vec<String
 }
 
 /// Lists and reads every session, and judges each against `history`.
-fn compare(sock: &Path, horizon: Option<Pos>, history: &History) -> Vec<String> {
+fn compare(sock: &Path, horizon: Option<Pos>, history: &History) -> Vec<Problem> {
     let mut conn = Conn::connect(sock);
     let listed = conn.call(&json!({"op": "list"}));
     let mut problems = Vec::new();
@@ -70,7 +72,8 @@ fn compare(sock: &Path, horizon: Option<Pos>, history: &History) -> Vec<String> 
     {
         let id = s["id"].as_str().expect("sessions have ids").to_string();
         if !history.by_id.contains_key(&id) {
-            problems.push(format!("session {id} exists, but no client ever wrote it"));
+            let text = format!("session {id} exists, but no client ever wrote it");
+            problems.push(Problem::new(Kind::Unsent, text));
             ids.push(id);
         }
     }
@@ -90,7 +93,8 @@ fn compare(sock: &Path, horizon: Option<Pos>, history: &History) -> Vec<String> 
             } else if answer["error"]["code"] == "not_found" {
                 None
             } else {
-                problems.push(format!("session {id}: get answered {answer}"));
+                let text = format!("session {id}: get answered {answer}");
+                problems.push(Problem::new(Kind::Other, text));
                 continue;
             };
             if let Some(p) = history.problem(id, horizon, found.as_ref()) {

@@ -31,10 +31,19 @@ pub struct Write {
     pub answered: Option<(Pos, Outcome)>,
 }
 
+/// `v` as JSON, cut to 60 characters.
+pub fn short(v: &Value) -> String {
+    let text = v.to_string();
+    match text.char_indices().nth(60) {
+        Some((at, _)) => format!("{}...", &text[..at]),
+        None => text,
+    }
+}
+
 impl Write {
     pub fn describe(&self) -> String {
         let what = match &self.value {
-            Some(v) => format!("put {v}"),
+            Some(v) => format!("put {}", short(v)),
             None => "delete".to_string(),
         };
         match &self.answered {
@@ -51,6 +60,53 @@ pub struct History {
     pub by_id: BTreeMap<String, Vec<Write>>,
     pub requests: usize,
     pub answers: usize,
+}
+
+/// What kind of broken promise a problem is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    /// The worker did not start (exit 4: damaged; or any other failure).
+    DidNotStart,
+    /// An acknowledged write is gone (or an older value is back).
+    Lost,
+    /// The data of a put answered with an error is there.
+    Refused,
+    /// Data no client sent (before the cut) is there.
+    Unsent,
+    /// `sessions.json` lacks a write acknowledged before a SIGUSR1 that
+    /// was answered ("checkpoint written") before the cut.
+    Checkpoint,
+    /// Anything else (an odd answer from the worker).
+    Other,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::DidNotStart => "the worker did not start",
+            Kind::Lost => "an acknowledged write was lost",
+            Kind::Refused => "a refused write came back",
+            Kind::Unsent => "data no client sent",
+            Kind::Checkpoint => "a checkpoint answered before it held the writes",
+            Kind::Other => "other",
+        }
+    }
+}
+
+/// One broken promise in one state.
+#[derive(Debug, Clone)]
+pub struct Problem {
+    pub kind: Kind,
+    pub text: String,
+}
+
+impl Problem {
+    pub fn new(kind: Kind, text: impl Into<String>) -> Problem {
+        Problem {
+            kind,
+            text: text.into(),
+        }
+    }
 }
 
 /// What a state may hold for one session, for answers sent before a cut.
@@ -154,14 +210,24 @@ impl History {
     /// What session `id` may be after a cut with answers sent before
     /// `horizon` (`None`: every answer).
     pub fn expect(&self, id: &str, horizon: Option<Pos>) -> Expect<'_> {
+        self.expect_since(id, horizon, horizon)
+    }
+
+    /// Like [`expect`](Self::expect), but only writes acknowledged before
+    /// `acked_before` must be there (later ones may).
+    pub fn expect_since(
+        &self,
+        id: &str,
+        acked_before: Option<Pos>,
+        horizon: Option<Pos>,
+    ) -> Expect<'_> {
         let writes = self.by_id.get(id).map(Vec::as_slice).unwrap_or_default();
         let answered_before = |w: &Write| match &w.answered {
             Some((pos, outcome)) if before(*pos, horizon) => Some(outcome.clone()),
             _ => None,
         };
-        let last_ok = writes
-            .iter()
-            .rposition(|w| answered_before(w) == Some(Outcome::Ok));
+        let acked_in_time = |w: &Write| matches!(&w.answered, Some((pos, Outcome::Ok)) if before(*pos, acked_before));
+        let last_ok = writes.iter().rposition(acked_in_time);
         let acked = last_ok.map(|i| &writes[i]);
         let mut allowed = vec![acked.and_then(|w| w.value.as_ref())];
         let mut refused = Vec::new();
@@ -181,143 +247,43 @@ impl History {
     }
 
     /// Why `found` (`None`: no session) breaks the promise, if it does.
-    pub fn problem(&self, id: &str, horizon: Option<Pos>, found: Option<&Value>) -> Option<String> {
+    pub fn problem(
+        &self,
+        id: &str,
+        horizon: Option<Pos>,
+        found: Option<&Value>,
+    ) -> Option<Problem> {
         let e = self.expect(id, horizon);
         if e.allowed.contains(&found) {
             return None;
         }
-        let shown = found.map_or("no session".to_string(), |v| format!("data {v}"));
+        let shown = found.map_or("no session".to_string(), |v| format!("data {}", short(v)));
         if let Some(w) = e.refused.iter().find(|w| w.value.as_ref() == found) {
-            return Some(format!("session {id}: holds the {}", w.describe()));
+            return Some(Problem::new(
+                Kind::Refused,
+                format!("session {id}: holds the {}", w.describe()),
+            ));
         }
         let known = self
             .by_id
             .get(id)
             .is_some_and(|ws| ws.iter().any(|w| w.value.as_ref() == found));
         Some(match e.acked {
-            Some(w) if known || found.is_none() => {
-                format!("session {id}: lost the {}; found {shown}", w.describe())
-            }
-            None if found.is_none() => {
-                format!("session {id}: missing, but no write was acknowledged (bug in the check)")
-            }
-            _ => format!("session {id}: {shown}, which no client sent before the cut"),
+            Some(w) if known || found.is_none() => Problem::new(
+                Kind::Lost,
+                format!("session {id}: lost the {}; found {shown}", w.describe()),
+            ),
+            None if found.is_none() => Problem::new(
+                Kind::Other,
+                format!("session {id}: missing, but no write was acknowledged (bug in the check)"),
+            ),
+            _ => Problem::new(
+                Kind::Unsent,
+                format!("session {id}: {shown}, which no client sent before the cut"),
+            ),
         })
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn io(run_line: u32, conn: u32, dir: Dir, data: &str) -> ClientIo {
-        ClientIo {
-            pos: Pos {
-                run: 0,
-                line: run_line,
-            },
-            conn,
-            dir,
-            data: data.as_bytes().to_vec(),
-        }
-    }
-
-    fn pos(line: u32) -> Option<Pos> {
-        Some(Pos { run: 0, line })
-    }
-
-    fn history() -> History {
-        let put = |id: &str, v: u32| {
-            format!("{{\"op\":\"put\",\"id\":\"{id}\",\"data\":{{\"v\":{v}}}}}\n")
-        };
-        let req = format!(
-            "{}{}{}",
-            put("a", 1),
-            put("a", 2),
-            r#"{"op":"delete","id":"a"}"#
-        );
-        History::from_io(&[
-            io(10, 0, Dir::Recv, &req[..20]),
-            io(
-                11,
-                0,
-                Dir::Recv,
-                &format!("{}\n{}", &req[20..], put("b", 9)),
-            ),
-            io(12, 1, Dir::Recv, &put("c", 5)),
-            io(21, 1, Dir::Send, "{\"ok\":true,\"session\":{}}\n"),
-            io(20, 0, Dir::Send, "{\"ok\":true,\"session\":{}}\n{\"ok\":tr"),
-            io(30, 0, Dir::Send, "ue}\n{\"ok\":true}\n"),
-            io(
-                40,
-                0,
-                Dir::Send,
-                "{\"ok\":false,\"error\":{\"code\":\"unavailable\"}}\n",
-            ),
-        ])
-        .unwrap()
-    }
-
-    #[test]
-    fn requests_pair_with_answers_in_order() {
-        let h = history();
-        assert_eq!((h.requests, h.answers), (5, 5));
-        let a = &h.by_id["a"];
-        assert_eq!(a.len(), 3);
-        assert_eq!(a[0].answered, Some((Pos { run: 0, line: 20 }, Outcome::Ok)));
-        // The second answer's newline came at line 30.
-        assert_eq!(a[1].answered.as_ref().unwrap().0.line, 30);
-        assert_eq!(a[2].value, None);
-        assert_eq!(
-            h.by_id["b"][0].answered.as_ref().unwrap().1,
-            Outcome::Failed("unavailable".into())
-        );
-    }
-
-    #[test]
-    fn allowed_values_at_each_cut() {
-        let h = history();
-        let v = |n: u32| serde_json::json!({ "v": n });
-        // Before anything was read: no session.
-        assert!(h.problem("a", pos(5), None).is_none());
-        assert!(h
-            .problem("a", pos(5), Some(&v(1)))
-            .unwrap()
-            .contains("no client sent"));
-        // Read, not answered: any of them.
-        for found in [None, Some(v(1)), Some(v(2))] {
-            assert!(h.problem("a", pos(15), found.as_ref()).is_none());
-        }
-        // The first put answered: it, or a later one (the delete is read).
-        assert!(h.problem("a", pos(25), Some(&v(2))).is_none());
-        assert!(h
-            .problem("c", pos(25), None)
-            .unwrap()
-            .contains("lost the put"));
-        assert!(h.problem("c", pos(15), None).is_none());
-        // All answered: the delete.
-        assert!(h.problem("a", None, None).is_none());
-        assert!(h
-            .problem("a", None, Some(&v(2)))
-            .unwrap()
-            .contains("lost the delete"));
-        // A refused put must not appear once refused.
-        assert!(h.problem("b", pos(35), Some(&v(9))).is_none());
-        assert!(h
-            .problem("b", None, Some(&v(9)))
-            .unwrap()
-            .contains("answered unavailable"));
-        assert!(h
-            .problem("zz", None, Some(&v(9)))
-            .unwrap()
-            .contains("no client sent"));
-    }
-
-    #[test]
-    fn one_id_on_two_connections_at_once_is_refused() {
-        let put = "{\"op\":\"put\",\"id\":\"a\",\"data\":1}\n";
-        let err =
-            History::from_io(&[io(1, 0, Dir::Recv, put), io(2, 1, Dir::Recv, put)]).unwrap_err();
-        assert!(err.contains("at once"), "{err}");
-    }
-}
+mod tests;

@@ -14,6 +14,7 @@ pub mod check;
 pub mod expect;
 pub mod fs;
 pub mod ops;
+pub mod promise;
 pub mod states;
 pub mod trace;
 pub mod workload;

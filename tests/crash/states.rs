@@ -26,7 +26,7 @@
 use std::collections::BTreeMap;
 
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 
 use super::fs::{Fs, FsOp, Ino, Node, View};
 use super::ops::{Pos, TimedOp};
@@ -260,140 +260,11 @@ fn durable(volatile: &Fs, synced: &BTreeMap<Ino, Node>) -> Fs {
     Fs { nodes }
 }
 
-/// Where the cut is and what survived, for a developer reading a failure.
-pub fn describe(state: &CrashState, ops: &[TimedOp]) -> String {
-    let segs = segments(ops);
-    let seg = &segs[state.segment];
-    let mut s = match seg.start.checked_sub(1) {
-        Some(i) => format!("synced through `{}` ({})", ops[i].what, ops[i].pos),
-        None => "the initial state".to_string(),
-    };
-    if state.applied > 0 {
-        let last = &ops[seg.start + state.applied - 1];
-        s += &format!(
-            ", then {} unsynced operation(s) kept through `{}` ({})",
-            state.applied, last.what, last.pos
-        );
-    }
-    let next = ops.get(seg.start + state.applied);
-    match (&state.variant, next) {
-        (Variant::Torn { keep }, Some(op)) => {
-            s += &format!(", then `{}` ({}) cut after {keep} bytes", op.what, op.pos)
-        }
-        (Variant::Sectors { mask }, Some(op)) => {
-            let kept: Vec<usize> = (0..mask.len()).filter(|i| mask[*i]).collect();
-            s += &format!(
-                ", then of `{}` ({}) only sectors {} of 0-{}",
-                op.what,
-                op.pos,
-                ranges(&kept),
-                mask.len() - 1
-            )
-        }
-        _ => {}
-    }
-    match state.horizon {
-        Some(h) => {
-            let sync = ops
-                .iter()
-                .find(|o| o.pos == h)
-                .map_or("?", |o| o.what.as_str());
-            s += &format!("; answers sent before {h} (`{sync}`) count")
-        }
-        None => s += "; every answer counts",
-    }
-    s
-}
+mod describe;
+mod sample;
 
-/// `[0, 1, 2, 5]` -> `0-2,5`.
-fn ranges(v: &[usize]) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut i = 0;
-    while i < v.len() {
-        let mut j = i;
-        while j + 1 < v.len() && v[j + 1] == v[j] + 1 {
-            j += 1;
-        }
-        parts.push(if i == j {
-            v[i].to_string()
-        } else {
-            format!("{}-{}", v[i], v[j])
-        });
-        i = j + 1;
-    }
-    parts.join(",")
-}
-
-const SECTOR: u64 = 512;
-
-/// The parts of a write at `offset` that fall in each 512-byte sector.
-fn sector_pieces(offset: u64, data: &[u8]) -> impl Iterator<Item = (u64, &[u8])> {
-    let mut at = offset;
-    let end = offset + data.len() as u64;
-    std::iter::from_fn(move || {
-        if at >= end {
-            return None;
-        }
-        let next = ((at / SECTOR) + 1) * SECTOR;
-        let stop = next.min(end);
-        let piece = (at, &data[(at - offset) as usize..(stop - offset) as usize]);
-        at = stop;
-        Some(piece)
-    })
-}
-
-/// Where a write of `len` bytes at `offset` is cut: every byte if short,
-/// else sector boundaries, the first and last byte and seeded others.
-pub fn tear_points(offset: u64, len: usize, s: &Sampling, seed: u64) -> Vec<usize> {
-    if len <= 1 {
-        return Vec::new();
-    }
-    if len <= s.tear_all_below {
-        return (1..len).collect();
-    }
-    let mut rng = StdRng::seed_from_u64(seed);
-    let boundaries: Vec<usize> = sector_pieces(offset, &vec![0; len])
-        .map(|(at, piece)| (at - offset) as usize + piece.len())
-        .filter(|b| *b < len)
-        .collect();
-    let mut points = vec![1, len - 1];
-    let mut pool = boundaries;
-    while points.len() < s.tears_per_write && !pool.is_empty() {
-        points.push(pool.swap_remove(rng.gen_range(0..pool.len())));
-    }
-    while points.len() < s.tears_per_write + 2 {
-        points.push(rng.gen_range(1..len));
-    }
-    points.sort_unstable();
-    points.dedup();
-    points
-}
-
-/// Which sectors of a write survive: every proper subset when there are
-/// few, else seeded samples plus "all but the first" and "only the last".
-pub fn sector_masks(offset: u64, len: usize, s: &Sampling, seed: u64) -> Vec<Vec<bool>> {
-    let n = sector_pieces(offset, &vec![0; len]).count();
-    if n < 2 {
-        return Vec::new();
-    }
-    let mut masks = Vec::new();
-    if n <= s.all_subsets_up_to {
-        for bits in 1..(1u32 << n) - 1 {
-            masks.push((0..n).map(|i| bits & (1 << i) != 0).collect());
-        }
-        return masks;
-    }
-    let mut rng = StdRng::seed_from_u64(seed.rotate_left(17));
-    masks.push((0..n).map(|i| i > 0).collect());
-    masks.push((0..n).map(|i| i == n - 1).collect());
-    while masks.len() < s.subsets_per_write {
-        let m: Vec<bool> = (0..n).map(|_| rng.gen_bool(0.5)).collect();
-        if m.iter().any(|b| *b) && !m.iter().all(|b| *b) && !masks.contains(&m) {
-            masks.push(m);
-        }
-    }
-    masks
-}
+pub use describe::describe;
+use sample::{sector_masks, sector_pieces, tear_points};
 
 #[cfg(test)]
 mod tests;

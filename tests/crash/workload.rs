@@ -18,6 +18,8 @@ use crate::support::{wait_until, Conn, TestDir, DEADLINE};
 
 /// Small, so that size-triggered snapshots (compactions) happen often.
 const COMPACT_MIN_BYTES: &str = "8192";
+/// Slows every rename down by 0.1 s.
+const SLOW_RENAMES: &str = "?rename,renameat,renameat2:delay_enter=100000";
 /// Sessions per connection; each connection writes only its own.
 const IDS_PER_CONN: usize = 4;
 /// Makes each record a few hundred bytes, so a batch spans sectors.
@@ -103,26 +105,43 @@ pub fn fresh() -> Scenario {
 }
 
 /// An empty data dir that exists: pipelined clients, compactions,
-/// SIGUSR1 (once while writes run), deletes, SIGTERM; then a restart in
-/// which the third journal sync fails (EIO), so that writes are refused,
-/// and SIGTERM again.
+/// SIGUSR1 (once while writes run, once while a compaction runs),
+/// deletes, SIGTERM; then a restart in which the third journal sync fails
+/// (EIO), so that writes are refused, and SIGTERM again.
 pub fn busy() -> Scenario {
     let (dir, root, initial) = scenario_dir(true);
     let traces = vec![dir.root().join("run1.trace"), dir.root().join("run2.trace")];
-    let mut w = start(&dir, &traces[0], None);
-    let answers = round(&w, "a", 12, 20);
-    expect_all_ok(&answers, "run 1, round a");
-    checkpoint(&w);
-    let pid = w.pid.expect("the worker answered ping");
+    // Renames are slowed down, so that a snapshot is in flight for a while.
+    let mut w = start(&dir, &traces[0], Some(SLOW_RENAMES));
+    let mut signals = 0;
+    expect_all_ok(&round(&w, "a", 12, 20), "run 1, round a");
+    signal(&w, &mut signals);
+    wait_answered(&w, signals);
     let answers = std::thread::scope(|s| {
         let traffic = s.spawn(|| round(&w, "b", 12, 20));
-        // Best effort: a SIGUSR1 while writes (and maybe a compaction) run.
-        kill(Pid::from_raw(pid as i32), Signal::SIGUSR1).expect("SIGUSR1 the worker");
+        signal(&w, &mut signals); // while writes (and maybe a compaction) run
         traffic.join().expect("round b")
     });
     expect_all_ok(&answers, "run 1, round b");
-    let answers = round(&w, "c", 12, 20);
-    expect_all_ok(&answers, "run 1, round c");
+    wait_answered(&w, signals);
+    expect_all_ok(&round(&w, "c", 12, 20), "run 1, round c");
+    // A SIGUSR1 while a snapshot is being written and nothing was written
+    // since it started: its answer must wait for that snapshot. First no
+    // snapshot runs (one journal, no temp file), then a write and a
+    // SIGUSR1 start one: the temp file that appears is that one's.
+    wait_until(DEADLINE, "no snapshot being written", || {
+        (dir.journals().len() == 1 && !snapshot_running(&dir)).then_some(())
+    });
+    let a = w
+        .connect()
+        .call(&json!({"op": "put", "id": "z0", "data": 0}));
+    assert_eq!(a["ok"], true, "{a}");
+    signal(&w, &mut signals);
+    wait_until(DEADLINE, "a snapshot being written", || {
+        snapshot_running(&dir).then_some(())
+    });
+    signal(&w, &mut signals);
+    wait_answered(&w, signals);
     let stats = w.connect().call(&json!({"op": "stats"}));
     assert!(
         stats["checkpoints"].as_u64() >= Some(4),
@@ -207,22 +226,44 @@ fn requests(tag: &str, c: usize, ops: usize) -> Vec<Value> {
             if n % 7 == 6 {
                 json!({"op": "delete", "id": id(n - 1)})
             } else {
-                let data = json!({"tag": tag, "c": c, "n": n, "pad": "x".repeat(PAD)});
+                // The padding sorts last, so reports cut it, not the rest.
+                let data = json!({"tag": tag, "c": c, "n": n, "z": "x".repeat(PAD)});
                 json!({"op": "put", "id": id(n), "data": data})
             }
         })
         .collect()
 }
 
-/// SIGUSR1, then waits until the checkpoint count goes up.
-fn checkpoint(w: &Straced) {
-    let count = || w.connect().call(&json!({"op": "stats"}))["checkpoints"].as_u64();
-    let before = count();
+/// Whether a snapshot's temp file is in the data dir.
+fn snapshot_running(dir: &TestDir) -> bool {
+    dir.names("").iter().any(|n| n.starts_with(".tmp-sessions"))
+}
+
+/// Sends SIGUSR1 and counts it.
+fn signal(w: &Straced, sent: &mut usize) {
     let pid = w.pid.expect("the worker answered ping");
     kill(Pid::from_raw(pid as i32), Signal::SIGUSR1).expect("SIGUSR1 the worker");
-    wait_until(DEADLINE, "the SIGUSR1 checkpoint", || {
-        (count() > before).then_some(())
+    *sent += 1;
+}
+
+/// Waits until the log answers `sent` SIGUSR1s ("checkpoint written" or
+/// "checkpoint failed").
+fn wait_answered(w: &Straced, sent: usize) {
+    wait_until(DEADLINE, "the SIGUSR1 answers in the log", || {
+        let log = w.stderr();
+        let answered = log
+            .lines()
+            .filter(|l| l.contains("checkpoint written") || l.contains("checkpoint failed"))
+            .count();
+        (answered >= sent).then_some(())
     });
+}
+
+/// SIGUSR1, then waits for its answer.
+fn checkpoint(w: &Straced) {
+    let mut sent = 0;
+    signal(w, &mut sent);
+    wait_answered(w, sent);
 }
 
 /// SIGTERM, then waits for the worker and strace to end.
