@@ -97,7 +97,17 @@ fn every_power_cut_state_starts_and_keeps_every_acknowledged_write() {
     }
     let failed = report(&mut out, &candidates, &results);
     out += &format!("total {:.1} s\n", started.elapsed().as_secs_f64());
-    if failed > 0 {
+    let workload: Vec<String> = scenarios
+        .iter()
+        .flat_map(|sc| sc.problems.iter().map(move |p| format!("{}: {p}", sc.name)))
+        .collect();
+    if !workload.is_empty() {
+        out += &format!(
+            "the workload itself went wrong:\n  {}\n",
+            workload.join("\n  ")
+        );
+    }
+    if failed > 0 || !workload.is_empty() {
         panic!("{failed} crash states failed:\n{out}");
     }
     eprintln!("{out}");
