@@ -9,7 +9,8 @@
 //! state and must start, hold every write acknowledged before the cut and
 //! nothing no client sent (`crash::check`). Linux only: strace.
 //!
-//! `SB_CRASH_MAX_STATES` caps the states per model (default 1500).
+//! `SB_CRASH_MAX_STATES` caps the states per model and scenario (default
+//! 1500); `SB_CRASH_KEEP_TRACES=DIR` copies the strace output there.
 #![cfg(target_os = "linux")]
 
 mod crash;
@@ -127,6 +128,16 @@ fn check_scenario(
         t.add_run(&calls)
             .unwrap_or_else(|e| panic!("{}: {e}", trace.display()));
     }
+    if let Some(keep) = std::env::var_os("SB_CRASH_KEEP_TRACES") {
+        for trace in &sc.traces {
+            let name = format!(
+                "{}-{}",
+                name_slug(sc.name),
+                trace.file_name().expect("a file").to_string_lossy()
+            );
+            std::fs::copy(trace, Path::new(&keep).join(name)).expect("copy a trace");
+        }
+    }
     let history = History::from_io(&t.io).expect("pair requests and answers");
     let promises = crash::promise::promises(&t.signals, &t.log);
     let s = sampling();
@@ -231,4 +242,9 @@ fn report(out: &mut String, candidates: &BTreeMap<Model, usize>, results: &[Chec
         }
     }
     failed_total
+}
+
+/// `fresh data dir` -> `fresh-data-dir`.
+fn name_slug(name: &str) -> String {
+    name.replace(' ', "-")
 }
