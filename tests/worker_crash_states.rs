@@ -2,14 +2,18 @@
 //! state a power cut could leave during a recorded workload.
 //!
 //! The workload runs under strace (`crash::workload`); its file operations
-//! are replayed into crash states under three persistence models
+//! are replayed into crash states under four persistence models
 //! (`crash::states`): only what was synced; a prefix of the unsynced
 //! operations with the last write torn at some byte; any subset of the
-//! 512-byte sectors of the last write. The real worker is started on each
-//! state and must start, hold every write acknowledged before the cut and
-//! nothing no client sent (`crash::check`). Linux only: strace.
+//! 512-byte sectors of the last write; any subset of the unsynced directory
+//! operations. The real worker is started on each state and must start,
+//! hold every write acknowledged before the cut and nothing no client sent
+//! (`crash::check`); once a SIGUSR1 was answered, `sessions.json` must hold
+//! every write acknowledged before it (`crash::promise`). Linux only:
+//! strace.
 //!
-//! `SB_CRASH_MAX_STATES` caps the states per model (default 1500).
+//! `SB_CRASH_MAX_STATES` caps the states per model and scenario (default
+//! 1500); `SB_CRASH_KEEP_TRACES=DIR` copies the strace output there.
 #![cfg(target_os = "linux")]
 
 mod crash;
@@ -127,7 +131,18 @@ fn check_scenario(
         t.add_run(&calls)
             .unwrap_or_else(|e| panic!("{}: {e}", trace.display()));
     }
+    if let Some(keep) = std::env::var_os("SB_CRASH_KEEP_TRACES") {
+        for trace in &sc.traces {
+            let name = format!(
+                "{}-{}",
+                name_slug(sc.name),
+                trace.file_name().expect("a file").to_string_lossy()
+            );
+            std::fs::copy(trace, Path::new(&keep).join(name)).expect("copy a trace");
+        }
+    }
     let history = History::from_io(&t.io).expect("pair requests and answers");
+    check_trace_lost_nothing(sc, &history);
     let promises = crash::promise::promises(&t.signals, &t.log);
     let s = sampling();
     let (plan, candidates) = states::plan(&t.ops, &t.initial, &s);
@@ -193,6 +208,31 @@ fn check_scenario(
     (summary, candidates)
 }
 
+/// Panics if a put a client saw acknowledged is not acknowledged in the
+/// history read from the trace: a bug in this test, not in the worker.
+fn check_trace_lost_nothing(sc: &crash::workload::Scenario, history: &History) {
+    let missing: Vec<&String> = sc
+        .acked
+        .iter()
+        .filter(|(id, data)| {
+            let writes = history.by_id.get(id).map(Vec::as_slice).unwrap_or_default();
+            !writes.iter().any(|w| {
+                w.value.as_ref() == Some(data)
+                    && matches!(w.answered, Some((_, crash::expect::Outcome::Ok)))
+            })
+        })
+        .map(|(id, _)| id)
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "scenario {}: the trace lost {} acknowledged puts (e.g. of session {}): the test \
+         misread the trace",
+        sc.name,
+        missing.len(),
+        missing[0]
+    );
+}
+
 /// Appends the counts and, per model and kind of problem, the first
 /// failures; writes every failure to a file. Returns the failures.
 fn report(out: &mut String, candidates: &BTreeMap<Model, usize>, results: &[Checked]) -> usize {
@@ -231,4 +271,9 @@ fn report(out: &mut String, candidates: &BTreeMap<Model, usize>, results: &[Chec
         }
     }
     failed_total
+}
+
+/// `fresh data dir` -> `fresh-data-dir`.
+fn name_slug(name: &str) -> String {
+    name.replace(' ', "-")
 }

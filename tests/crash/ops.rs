@@ -107,6 +107,15 @@ impl Timeline {
 
     /// Appends one traced run (a process with a fresh fd table).
     pub fn add_run(&mut self, calls: &[Call]) -> Result<(), String> {
+        // Calls take effect where they return, except that a close frees
+        // its fd number where it starts: another thread may get that
+        // number (from accept4, say) while strace still shows the close
+        // unfinished.
+        let mut calls: Vec<&Call> = calls.iter().collect();
+        calls.sort_by_key(|c| match c.name.as_str() {
+            "close" | "close_range" => c.entry,
+            _ => c.exit,
+        });
         let mut run = Run::new(self);
         for call in calls {
             run.call(call)

@@ -19,6 +19,11 @@
 //! 3. [`Model::Sectors`]: the segment's operations up to a write, and any
 //!    subset of that write's 512-byte sectors (disks do not promise an
 //!    order between the sectors of one write).
+//! 4. [`Model::Reordered`]: every write of the segment, but only some of
+//!    its directory operations (creations, renames, removals), in any
+//!    subset: POSIX orders none of them before a directory sync, and some
+//!    file systems persist them out of order (ext4 keeps the order within
+//!    one directory; this model does not count on it).
 //!
 //! Each state is checked against the answers the worker sent before the
 //! sync that closes its segment: until then, the cut can still come.
@@ -37,16 +42,18 @@ pub enum Model {
     Synced,
     Torn,
     Sectors,
+    Reordered,
 }
 
 impl Model {
-    pub const ALL: [Model; 3] = [Model::Synced, Model::Torn, Model::Sectors];
+    pub const ALL: [Model; 4] = [Model::Synced, Model::Torn, Model::Sectors, Model::Reordered];
 
     pub fn name(self) -> &'static str {
         match self {
             Model::Synced => "1 (only what was synced)",
             Model::Torn => "2 (a prefix of the unsynced operations, the last write torn)",
             Model::Sectors => "3 (any subset of the last write's 512-byte sectors)",
+            Model::Reordered => "4 (any subset of the unsynced directory operations)",
         }
     }
 }
@@ -60,6 +67,9 @@ pub enum Variant {
     Torn { keep: usize },
     /// The sectors marked true.
     Sectors { mask: Vec<bool> },
+    /// Every operation of the segment, except the directory operations
+    /// marked false.
+    DirOps { mask: Vec<bool> },
 }
 
 /// The operations between two syncs.
@@ -202,6 +212,19 @@ fn walk(
         };
         let mut cur = durable(&volatile, &synced);
         visit(state(Model::Synced, 0, Variant::Whole), &cur);
+        let seg_ops = &ops[seg.start..seg.end];
+        let dir_ops = seg_ops.iter().filter(|o| is_dir_op(&o.op)).count();
+        for mask in dir_op_masks(dir_ops, s, s.seed ^ seg.start as u64) {
+            let mut partial = cur.clone();
+            let mut kept = mask.iter();
+            for op in seg_ops {
+                if !is_dir_op(&op.op) || *kept.next().expect("a flag per directory operation") {
+                    partial.apply(&op.op);
+                }
+            }
+            let variant = Variant::DirOps { mask };
+            visit(state(Model::Reordered, seg_ops.len(), variant), &partial);
+        }
         for (k, op) in ops[seg.start..seg.end].iter().enumerate() {
             if let FsOp::Write { ino, offset, data } = &op.op {
                 let seed = s.seed ^ (seg.start + k) as u64;
@@ -244,6 +267,14 @@ fn walk(
     }
 }
 
+/// Whether `op` changes a directory (its order is not promised).
+fn is_dir_op(op: &FsOp) -> bool {
+    matches!(
+        op,
+        FsOp::Create { .. } | FsOp::Rename { .. } | FsOp::Unlink { .. }
+    )
+}
+
 /// Every inode as last synced; never synced: an empty file or directory.
 fn durable(volatile: &Fs, synced: &BTreeMap<Ino, Node>) -> Fs {
     let nodes = volatile
@@ -264,7 +295,7 @@ mod describe;
 mod sample;
 
 pub use describe::describe;
-use sample::{sector_masks, sector_pieces, tear_points};
+use sample::{dir_op_masks, sector_masks, sector_pieces, tear_points};
 
 #[cfg(test)]
 mod tests;

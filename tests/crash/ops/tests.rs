@@ -89,3 +89,18 @@ fn unknown_fds_below_the_root_and_short_buffers_are_errors() {
     .unwrap();
     assert!(t.add_run(&calls).unwrap_err().contains("raise -s"));
 }
+
+#[test]
+fn a_close_frees_its_fd_where_it_starts() {
+    // Thread 1's close of fd 9 is still running when thread 2's accept4
+    // gets fd 9 for a new client.
+    let text = r#"1 close(9<socket:[5]> <unfinished ...>
+2 accept4(3<socket:[1]>, NULL, NULL, SOCK_CLOEXEC) = 9<socket:[7]>
+1 <... close resumed>) = 0
+2 recvfrom(9<socket:[7]>, "req\n", 65536, 0, NULL, NULL) = 4
+"#;
+    let mut t = Timeline::new(Path::new("/r"), Fs::new());
+    t.add_run(&parse(text).unwrap()).unwrap();
+    assert_eq!(t.io.len(), 1, "the new client's request was kept");
+    assert_eq!(t.io[0].data, b"req\n");
+}

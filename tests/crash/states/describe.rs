@@ -11,7 +11,7 @@ pub fn describe(state: &CrashState, ops: &[TimedOp]) -> String {
         Some(i) => format!("synced through `{}` ({})", ops[i].what, ops[i].pos),
         None => "the initial state".to_string(),
     };
-    if state.applied > 0 {
+    if state.applied > 0 && !matches!(state.variant, Variant::DirOps { .. }) {
         let last = &ops[seg.start + state.applied - 1];
         s += &format!(
             ", then {} unsynced operation(s) kept through `{}` ({})",
@@ -31,6 +31,27 @@ pub fn describe(state: &CrashState, ops: &[TimedOp]) -> String {
                 op.pos,
                 ranges(&kept),
                 mask.len() - 1
+            )
+        }
+        (Variant::DirOps { mask }, _) => {
+            let seg_ops = &ops[seg.start..seg.end];
+            let dir_ops = seg_ops.iter().filter(|o| super::is_dir_op(&o.op));
+            let (kept, lost): (Vec<_>, Vec<_>) = dir_ops.zip(mask).partition(|(_, k)| **k);
+            let names = |v: Vec<(&TimedOp, &bool)>| {
+                let v: Vec<String> = v
+                    .iter()
+                    .map(|(o, _)| format!("`{}` ({})", o.what, o.pos))
+                    .collect();
+                if v.is_empty() {
+                    "none".to_string()
+                } else {
+                    v.join(", ")
+                }
+            };
+            s += &format!(
+                ", then its writes, but of its directory operations only {} (not {})",
+                names(kept),
+                names(lost)
             )
         }
         _ => {}

@@ -75,3 +75,26 @@ pub(super) fn sector_masks(offset: u64, len: usize, s: &Sampling, seed: u64) -> 
     }
     masks
 }
+
+/// Which of `n` directory operations survive: every subset but "all"
+/// (that is model 2's) when there are few, else seeded samples; none for
+/// fewer than two (nothing to reorder).
+pub(super) fn dir_op_masks(n: usize, s: &Sampling, seed: u64) -> Vec<Vec<bool>> {
+    if n < 2 {
+        return Vec::new();
+    }
+    if n <= s.all_subsets_up_to + 1 {
+        return (0..(1u32 << n) - 1)
+            .map(|bits| (0..n).map(|i| bits & (1 << i) != 0).collect())
+            .collect();
+    }
+    let mut rng = StdRng::seed_from_u64(seed.rotate_left(29));
+    let mut masks: Vec<Vec<bool>> = vec![(0..n).map(|i| i > 0).collect()];
+    while masks.len() < s.subsets_per_write {
+        let m: Vec<bool> = (0..n).map(|_| rng.gen_bool(0.5)).collect();
+        if !m.iter().all(|b| *b) && !masks.contains(&m) {
+            masks.push(m);
+        }
+    }
+    masks
+}

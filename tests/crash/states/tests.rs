@@ -51,8 +51,12 @@ fn render(view: &View) -> String {
 }
 
 fn states(model: Model) -> Vec<(String, Option<u32>)> {
+    states_of(TRACE, model)
+}
+
+fn states_of(trace: &str, model: Model) -> Vec<(String, Option<u32>)> {
     let mut t = Timeline::new(Path::new("/r"), Fs::new());
-    t.add_run(&parse(TRACE).unwrap()).unwrap();
+    t.add_run(&parse(trace).unwrap()).unwrap();
     let (plan_, _) = plan(&t.ops, &t.initial, &sampling());
     let wanted: Vec<CrashState> = plan_.into_iter().filter(|s| s.model == model).collect();
     let mut out = Vec::new();
@@ -143,4 +147,28 @@ fn tear_points_and_sector_masks_are_bounded_and_seeded() {
     assert!(many
         .iter()
         .all(|m| m.len() == 10 && m.contains(&true) && m.contains(&false)));
+}
+
+#[test]
+fn model_4_keeps_any_subset_of_the_directory_operations() {
+    let trace = r#"1 openat(AT_FDCWD</r>, "/r/a", O_RDWR|O_CREAT, 0600) = 3</r/a>
+1 openat(AT_FDCWD</r>, "/r/b", O_RDWR|O_CREAT, 0600) = 4</r/b>
+1 openat(AT_FDCWD</r>, "/r", O_RDONLY|O_DIRECTORY) = 5</r>
+1 fsync(5</r>) = 0
+1 unlink("/r/a") = 0
+1 unlink("/r/b") = 0
+1 fsync(5</r>) = 0
+"#;
+    expect(
+        states_of(trace, Model::Reordered),
+        &[
+            ("", Some(4)),
+            ("a=", Some(4)),
+            ("b=", Some(4)),
+            ("a= b=", Some(7)),
+            ("b=", Some(7)),
+            // The later removal persisted, the earlier one not.
+            ("a=", Some(7)),
+        ],
+    );
 }
