@@ -83,8 +83,6 @@ impl Checked {
 }
 
 #[test]
-#[ignore = "fails on main until the power-loss fixes of issue 9 land (branches frame and \
-            durable); un-ignore then"]
 fn every_power_cut_state_starts_and_keeps_every_acknowledged_write() {
     support::strace::require_strace();
     let started = Instant::now();
