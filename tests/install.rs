@@ -154,6 +154,7 @@ impl Setup {
             .env_remove("LOG_RETENTION_DAYS")
             .env_remove("SECOND_BRAIN_REPO")
             .env_remove("SECOND_BRAIN_WORKER_BIN")
+            .env_remove("SECOND_BRAIN_STAGING_DIR")
             .env_remove("XDG_CONFIG_HOME")
             .env_remove("XDG_STATE_HOME")
             .stdin(Stdio::null());
@@ -851,6 +852,7 @@ fn cargo_home_and_rustup_home_go_into_the_service_when_set() {
             .env("CARGO_HOME", "/opt/rust/cargo")
             // Relative: written as rustup would read it, from here.
             .env("RUSTUP_HOME", "rustup-here")
+            .env("SECOND_BRAIN_STAGING_DIR", "/var/build/sb-staging")
             .current_dir(&s.root)
             .output()
             .unwrap();
@@ -865,6 +867,10 @@ fn cargo_home_and_rustup_home_go_into_the_service_when_set() {
     let line = format!("\nEnvironment=\"RUSTUP_HOME={}\"\n", rustup_home.display());
     assert!(unit.contains(&line), "{unit}");
     assert!(unit.contains("/opt/rust/cargo/bin:"), "on PATH: {unit}");
+    assert!(
+        unit.contains("\nEnvironment=\"SECOND_BRAIN_STAGING_DIR=/var/build/sb-staging\"\n"),
+        "the chosen staging dir: {unit}"
+    );
 
     let plist = dry("launchd");
     if have("python3") {

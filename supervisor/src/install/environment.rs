@@ -14,6 +14,11 @@ use crate::binary;
 /// a rustup installed elsewhere finds no toolchain under launchd.
 pub const TOOLCHAIN_ENV: [&str; 2] = ["CARGO_HOME", "RUSTUP_HOME"];
 
+/// Where updates are built (`supervisor run --staging-dir`), copied into
+/// the service when set so that the service builds where the person
+/// chose, not in the default `<data dir>/staging`.
+pub const STAGING_DIR_ENV: &str = "SECOND_BRAIN_STAGING_DIR";
+
 /// `name` from the environment as an absolute path, if set and not empty
 /// (rustup reads a relative one against the current directory).
 fn env_dir(name: &str) -> Option<PathBuf> {
@@ -84,7 +89,7 @@ pub fn service_env(data_dir: &Path, home: &Path) -> Result<Vec<(String, String)>
     if set(config::LOG_FILTER_ENV) {
         add(config::LOG_FILTER_ENV, config::log_filter()?);
     }
-    for name in TOOLCHAIN_ENV {
+    for name in TOOLCHAIN_ENV.into_iter().chain([STAGING_DIR_ENV]) {
         if let Some(dir) = env_dir(name) {
             add(name, text(&dir));
         }
