@@ -22,7 +22,7 @@
 
 use std::ops::Range;
 
-use super::records::{last_nonzero, record_at};
+use super::records::{record_at, tail_after};
 use super::{Scan, Tail, HEADER_LEN};
 
 pub const BATCH_HEADER_LEN: usize = 24;
@@ -126,24 +126,11 @@ pub fn scan(bytes: &[u8]) -> Scan {
         seq += 1;
     }
     let end = at;
-    let tail = match last_nonzero(&bytes[end..]) {
-        None => Tail::Clean,
-        Some(last) => {
-            let to = end + last + 1;
-            let later = |s: u64| s >= seq && s - seq < SEQ_WINDOW;
-            match (end + 1..to).find(|&o| batch_at(bytes, o, later).is_some()) {
-                Some(next_valid) => Tail::Corrupt {
-                    offset: end,
-                    next_valid,
-                },
-                None => Tail::Torn { from: end, to },
-            }
-        }
-    };
+    let later = |s: u64| s >= seq && s - seq < SEQ_WINDOW;
     Scan {
         records,
         end,
         next_seq: seq,
-        tail,
+        tail: tail_after(bytes, end, |o| batch_at(bytes, o, later).is_some()),
     }
 }

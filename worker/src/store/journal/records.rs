@@ -64,13 +64,24 @@ pub fn scan_v1(bytes: &[u8]) -> Scan {
         records.push(range);
     }
     let end = at;
-    let rest = &bytes[end..];
-    // The common case, a clean zero tail, is checked a word at a time.
-    let tail = match last_nonzero(rest) {
+    Scan {
+        records,
+        end,
+        next_seq: 1,
+        tail: tail_after(bytes, end, |at| record_at(bytes, at).is_some()),
+    }
+}
+
+/// How a journal ends after its last readable unit (record or batch),
+/// which ends at `end`: clean if only zeros follow (checked a word at a
+/// time: the common case); corrupt if a readable unit (`readable`) starts
+/// somewhere after `end` among the non-zero bytes; otherwise torn.
+pub fn tail_after(bytes: &[u8], end: usize, readable: impl Fn(usize) -> bool) -> Tail {
+    match last_nonzero(&bytes[end..]) {
         None => Tail::Clean,
-        Some(last_nonzero) => {
-            let to = end + last_nonzero + 1;
-            match (end + 1..to).find(|&at| record_at(bytes, at).is_some()) {
+        Some(last) => {
+            let to = end + last + 1;
+            match (end + 1..to).find(|&at| readable(at)) {
                 Some(next_valid) => Tail::Corrupt {
                     offset: end,
                     next_valid,
@@ -78,11 +89,5 @@ pub fn scan_v1(bytes: &[u8]) -> Scan {
                 None => Tail::Torn { from: end, to },
             }
         }
-    };
-    Scan {
-        records,
-        end,
-        next_seq: 1,
-        tail,
     }
 }
