@@ -205,6 +205,15 @@ fn checkpoint_lines(log: &str) -> Vec<&str> {
         .collect()
 }
 
+/// Waits until the worker has answered `n + 1` checkpoints; the last one.
+fn wait_checkpoint(traced: &support::strace::Straced, n: usize, what: &str) -> String {
+    support::wait_until(support::DEADLINE, what, || {
+        checkpoint_lines(&traced.stderr())
+            .get(n)
+            .map(|l| l.to_string())
+    })
+}
+
 /// SIGUSR1 while a size-triggered snapshot is being written (each rename
 /// is slowed down with strace, a slow disk): "checkpoint written" only once
 /// `sessions.json` holds every acknowledged write, and "checkpoint failed"
@@ -255,11 +264,7 @@ fn sigusr1_during_a_snapshot_is_answered_when_it_is_durable_or_failed() {
         temp_snapshot().then_some(())
     });
     usr1();
-    let line = support::wait_until(support::DEADLINE, "the SIGUSR1 to be answered", || {
-        checkpoint_lines(&traced.stderr())
-            .first()
-            .map(|l| l.to_string())
-    });
+    let line = wait_checkpoint(&traced, 0, "the SIGUSR1 to be answered");
     // Read at once: a snapshot still in flight would not be there yet.
     let snapshot = dir.sessions_json().exists().then(|| dir.snapshot());
     assert!(line.contains("checkpoint written"), "{line}");
@@ -289,38 +294,16 @@ fn sigusr1_during_a_snapshot_is_answered_when_it_is_durable_or_failed() {
         temp_snapshot().then_some(())
     });
     usr1();
-    let lines = support::wait_until(
-        support::DEADLINE,
-        "the second SIGUSR1 to be answered",
-        || {
-            let log = traced.stderr();
-            let lines: Vec<String> = checkpoint_lines(&log)
-                .iter()
-                .map(|l| l.to_string())
-                .collect();
-            (lines.len() > 1).then_some(lines)
-        },
-    );
-    assert!(lines[1].contains("checkpoint failed"), "{lines:?}");
+    let line = wait_checkpoint(&traced, 1, "the second SIGUSR1 to be answered");
+    assert!(line.contains("checkpoint failed"), "{line}");
     let (_, s) = stats(&mut conn);
     assert_eq!(s["checkpoints"], 1, "{s}");
 
     // 3. Once it can be replaced, the next SIGUSR1 writes everything.
     std::fs::remove_dir_all(dir.sessions_json()).expect("unblock sessions.json");
     usr1();
-    let lines = support::wait_until(
-        support::DEADLINE,
-        "the third SIGUSR1 to be answered",
-        || {
-            let log = traced.stderr();
-            let lines: Vec<String> = checkpoint_lines(&log)
-                .iter()
-                .map(|l| l.to_string())
-                .collect();
-            (lines.len() > 2).then_some(lines)
-        },
-    );
-    assert!(lines[2].contains("checkpoint written"), "{lines:?}");
+    let line = wait_checkpoint(&traced, 2, "the third SIGUSR1 to be answered");
+    assert!(line.contains("checkpoint written"), "{line}");
     let last: std::collections::BTreeMap<_, _> = acked.into_iter().collect();
     let snapshot = dir.snapshot();
     assert_eq!(snapshot.len(), last.len());
