@@ -60,6 +60,21 @@ pub struct UpdateStatus {
     pub target_commit: Option<String>,
     pub step_started_at: Option<String>,
     pub checkout: Option<String>,
+    /// Addition: the last poll failed for a reason that is not the
+    /// commit's fault; null otherwise.
+    #[serde(default)]
+    pub retry: Option<UpdateRetry>,
+}
+
+/// An update that failed for a reason that is not the commit's fault
+/// (offline, disk full, ...): not held, tried again at `next_at`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateRetry {
+    pub reason: String,
+    /// Failures in a row.
+    pub attempts: u32,
+    /// When the next poll tries again; null while polling is off.
+    pub next_at: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -201,6 +216,19 @@ impl Status {
         }
         if let Some(e) = &u.last_error {
             line("last error", e.clone());
+        }
+        if let Some(r) = &u.retry {
+            let when = match r.next_at.as_deref().and_then(shared::time::parse_rfc3339) {
+                Some(at) => match at.duration_since(std::time::SystemTime::now()) {
+                    Ok(left) => format!("next try in {}", human_duration(left.as_secs())),
+                    Err(_) => "next try at the next poll".into(),
+                },
+                None => "next try with `supervisor update`".into(),
+            };
+            line(
+                "retrying",
+                format!("not held, failed {} time(s); {when}", r.attempts),
+            );
         }
         if !u.held_commits.is_empty() {
             line("held", u.held_commits.join(", "));
