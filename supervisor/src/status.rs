@@ -278,4 +278,27 @@ mod tests {
         assert_eq!(human_duration(3 * 3600 + 120), "3h 02m");
         assert_eq!(human_duration(2 * 86_400 + 3600), "2d 01h");
     }
+
+    #[test]
+    fn a_retry_is_shown_as_not_held_with_the_next_try() {
+        let in_a_minute = std::time::SystemTime::now() + std::time::Duration::from_secs(90);
+        let s: Status = serde_json::from_value(serde_json::json!({
+            "supervisor": {"pid": 1, "version": "0", "commit": null, "started_at": "x", "uptime_secs": 1},
+            "worker": {"state": "ready", "pid": 2, "commit": null, "started_at": null, "restarts": 0,
+                       "last_exit": null, "binary": null, "next_start_in_ms": null},
+            "sessions": null,
+            "update": {"repo": null, "branch": "main", "poll_interval_ms": 300000, "last_poll_at": null,
+                       "last_poll": null, "deployed_commit": null, "state": "idle", "last_error": "offline",
+                       "held_commits": [], "target_commit": null, "step_started_at": null, "checkout": null,
+                       "retry": {"reason": "offline", "attempts": 2,
+                                 "next_at": shared::time::rfc3339(in_a_minute)}},
+            "paths": {"data_dir": "/d", "log_dir": "/l"}
+        }))
+        .expect("a status");
+        let text = s.render();
+        assert!(
+            text.contains("retrying   not held, failed 2 time(s); next try in 1m"),
+            "{text}"
+        );
+    }
 }
