@@ -34,11 +34,17 @@ impl Cause {
     pub fn explain(self) -> &'static str {
         match self {
             Cause::OurCode | Cause::Manifest => "",
-            Cause::Offline => ", cannot download dependencies (offline?)",
-            Cause::Exhausted => ", out of disk space, file descriptors or memory",
-            Cause::Killed => ", a build process was killed by a signal",
-            Cause::Dependency => ", in a dependency, not in our crates",
-            Cause::Unknown => ", not known to be the commit's fault",
+            Cause::Offline => {
+                ", cannot download dependencies (offline? check the network or proxy)"
+            }
+            Cause::Exhausted => {
+                ", out of disk space, file descriptors or memory (free some space or close programs)"
+            }
+            Cause::Killed => ", a build process was killed by a signal (out of memory?)",
+            Cause::Dependency => {
+                ", in a dependency, not in our crates (a system library or tool missing?)"
+            }
+            Cause::Unknown => ", not known to be the commit's fault (see the log)",
         }
     }
 }
