@@ -960,3 +960,70 @@ fn the_persons_ssh_command_is_used_and_their_index_is_never_rewritten() {
     assert!(why.contains("not behind"), "{why}");
     assert!(state() == before, "the person's index was rewritten");
 }
+
+#[test]
+fn a_full_disk_while_installing_a_release_is_retried_not_held() {
+    support::strace::require_strace();
+    let p = Project::new();
+    let seed = git(&p.dev, &["rev-parse", "HEAD"]);
+    // The new file the worker release is copied into fails with ENOSPC
+    // the first time each supervisor thread creates it.
+    let tmp_worker = p.dir.data.join("releases").join(&seed).join(".tmp-worker");
+    let staging = staging();
+    let wrapper = [
+        "strace",
+        "-f",
+        "--seccomp-bpf",
+        "-qq",
+        "-o",
+        "/dev/null",
+        "-P",
+        tmp_worker.to_str().unwrap(),
+        "-e",
+        "trace=openat",
+        "-e",
+        "inject=openat:error=ENOSPC:when=1",
+    ];
+    let args = [
+        "--repo",
+        p.checkout.to_str().unwrap(),
+        "--staging-dir",
+        staging.to_str().unwrap(),
+        "--build-profile",
+        "dev",
+        "--probation-ms",
+        "3000",
+        "--supervisor-probation-ms",
+        "1000",
+    ];
+    let mut sup = Supervisor::spawn_under(&p.dir, &wrapper, None, &args);
+    let ready = sup.wait_ready();
+    let _kill_real = KillOnDrop(ready["supervisor"]["pid"].as_u64().map(|p| p as u32));
+
+    let (ok, out) = p.update(false);
+    assert!(!ok, "{out}");
+    assert!(out.contains("No space left on device"), "{out}");
+    let s = p.status();
+    assert_eq!(s["update"]["held_commits"], json!([]), "{s}");
+    let reason = s["update"]["retry"]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("cannot install the worker release"), "{s}");
+    assert_eq!(s["worker"]["state"], "ready");
+
+    // Tried again (once per thread that has not failed yet), it deploys.
+    let mut tries = 1;
+    loop {
+        let (ok, out) = p.update(false);
+        tries += 1;
+        if ok {
+            break;
+        }
+        assert!(out.contains("No space left on device"), "{out}");
+        assert!(tries < 6, "still failing after {tries} tries: {out}");
+    }
+    eprintln!("deployed at try {tries}");
+    let s = p.status();
+    assert_eq!(s["update"]["deployed_commit"], seed.as_str(), "{s}");
+    assert_eq!(s["update"]["held_commits"], json!([]), "{s}");
+    assert!(s["update"]["retry"].is_null(), "{s}");
+    assert_eq!(p.ping()["commit"], seed.as_str());
+}
