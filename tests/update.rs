@@ -114,6 +114,11 @@ impl Project {
     }
 
     fn start(&self, args: &[&str]) -> Supervisor {
+        self.start_env(args, &[])
+    }
+
+    /// [`Project::start`] with `env` set for the supervisor.
+    fn start_env(&self, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Supervisor {
         let staging = staging();
         let mut all = vec![
             "--repo",
@@ -130,7 +135,7 @@ impl Project {
         all.extend_from_slice(args);
         let all: Vec<String> = all.into_iter().map(String::from).collect();
         let refs: Vec<&str> = all.iter().map(String::as_str).collect();
-        let mut sup = Supervisor::spawn(&self.dir, None, &refs);
+        let mut sup = Supervisor::spawn_env(&self.dir, None, &refs, env);
         sup.wait_ready();
         sup
     }
@@ -787,4 +792,238 @@ fn git_refused_by_the_system_names_privacy_protection_and_the_path() {
     let (status, _) = update_refused(&dir, &checkout, &staging, Some(&staging.join("src")));
     assert_names_privacy_protection(&status, &staging.join("src"));
     assert_eq!(status["update"]["held_commits"], json!([]), "{status}");
+}
+
+/// What cargo 1.95 prints when it cannot reach the registry (measured
+/// with a proxy on a closed port), before it exits with status 101.
+const CARGO_OFFLINE: &str = "    Updating crates.io index
+error: failed to get `itoa` as a dependency of package `worker v0.1.0 (/src/worker)`
+
+Caused by:
+  download of config.json failed
+
+Caused by:
+  failed to download from `https://index.crates.io/config.json`
+
+Caused by:
+  [7] Could not connect to server (Failed to connect to 127.0.0.1 port 9 after 0 ms: Could not connect to server)";
+
+/// A `cargo` for the front of PATH: its first `cargo build` fails as
+/// cargo does offline; everything else runs the real cargo. Each build
+/// it sees is a line in the returned file.
+fn cargo_offline_once(dir: &Path) -> (PathBuf, PathBuf) {
+    let bin = dir.join("fake-bin");
+    fs::create_dir(&bin).unwrap();
+    let builds = dir.join("cargo-builds");
+    let script = format!(
+        "#!/bin/sh\n\
+         if [ \"$1\" = build ]; then\n\
+         \x20 echo build >> '{builds}'\n\
+         \x20 if [ \"$(wc -l < '{builds}')\" -eq 1 ]; then\n\
+         \x20   cat >&2 <<'EOF'\n{CARGO_OFFLINE}\nEOF\n\
+         \x20   exit 101\n\
+         \x20 fi\n\
+         fi\n\
+         exec '{real}' \"$@\"\n",
+        builds = builds.display(),
+        real = env!("CARGO"),
+    );
+    let cargo = bin.join("cargo");
+    fs::write(&cargo, script).unwrap();
+    fs::set_permissions(&cargo, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    (bin, builds)
+}
+
+#[test]
+fn a_download_failure_is_retried_not_held_and_a_compile_error_is_held() {
+    let p = Project::new();
+    let (bin, builds) = cargo_offline_once(p.dir.root());
+    let path = std::env::join_paths(
+        std::iter::once(bin).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())),
+    )
+    .unwrap();
+    let _sup = p.start_env(&["--poll-interval-ms", "300"], &[("PATH", &path)]);
+    let seed = git(&p.dev, &["rev-parse", "HEAD"]);
+
+    // The failed download: shown as a retry, nothing held.
+    let s = wait_until(Duration::from_secs(300), "a retry or a hold", || {
+        let s = p.status();
+        let u = &s["update"];
+        (!u["retry"].is_null() || u["held_commits"] != json!([])).then_some(s)
+    });
+    assert_eq!(s["update"]["held_commits"], json!([]), "{s}");
+    let retry = &s["update"]["retry"];
+    assert!(
+        retry["reason"]
+            .as_str()
+            .unwrap()
+            .contains("cannot download dependencies"),
+        "{s}"
+    );
+    assert_eq!(retry["attempts"], 1, "{s}");
+    assert!(retry["next_at"].is_string(), "{s}");
+    assert_eq!(s["worker"]["state"], "ready");
+
+    // A later poll builds it with the real cargo and deploys it.
+    let s = wait_until(BUILD_DEADLINE, "the seed deployed at a later poll", || {
+        let s = p.status();
+        let u = &s["update"];
+        (u["deployed_commit"] == seed.as_str() && u["state"] == "idle").then_some(s)
+    });
+    assert_eq!(p.ping()["commit"], seed.as_str());
+    assert!(s["update"]["retry"].is_null(), "{s}");
+    assert_eq!(s["update"]["held_commits"], json!([]), "{s}");
+    let tried = fs::read_to_string(&builds).unwrap().lines().count();
+    assert_eq!(tried, 2, "one failed build, one real one");
+
+    // A real compile error in our crates is still held.
+    let broken = p.push(
+        "worker/src/lib.rs",
+        append("compile_error!(\"held on purpose\");"),
+        "broken",
+    );
+    let s = wait_until(BUILD_DEADLINE, "the broken commit held or retried", || {
+        let s = p.status();
+        let u = &s["update"];
+        let held = u["held_commits"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(broken));
+        let retried = u["retry"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains(&broken[..12]));
+        (held || retried).then_some(s)
+    });
+    assert!(s["update"]["retry"].is_null(), "not held: {s}");
+    let last = s["update"]["last_error"].as_str().unwrap();
+    assert!(last.contains("held on purpose"), "{last}");
+    assert_eq!(p.ping()["commit"], seed.as_str());
+}
+
+#[test]
+fn the_persons_ssh_command_is_used_and_their_index_is_never_rewritten() {
+    let p = Project::new();
+    // The origin is reachable only through an ssh command set in the
+    // watched checkout: a stand-in that runs the remote command here
+    // (`-G`, git asking whether it is OpenSSH, is refused).
+    let calls = p.dir.root().join("ssh-calls");
+    let fake = p.dir.root().join("fake-ssh");
+    fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = \"-G\" ] && exit 1\necho \"$@\" >> '{}'\nshift\nexec sh -c \"$*\"\n",
+            calls.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let url = format!("brain-origin:{}", p.origin.display());
+    git(&p.checkout, &["remote", "set-url", "origin", &url]);
+    git(
+        &p.checkout,
+        &["config", "core.sshCommand", fake.to_str().unwrap()],
+    );
+    let _sup = p.start(&[]);
+    let (ok, out) = p.update(false);
+    assert!(ok, "{out}");
+    let seed = git(&p.dev, &["rev-parse", "HEAD"]);
+    assert_eq!(p.ping()["commit"], seed.as_str());
+    let said = fs::read_to_string(&calls).expect("the person's ssh command ran");
+    assert!(said.contains("brain-origin git-upload-pack"), "{said}");
+
+    // The person committed locally and touched a file without changing
+    // it: `status` must look, and a git that may take optional locks
+    // would write the refreshed index back.
+    fs::write(p.checkout.join("mine.txt"), "local work\n").unwrap();
+    commit_all(&p.checkout, "mine");
+    let touched = fs::File::options()
+        .write(true)
+        .open(p.checkout.join("README.md"))
+        .unwrap();
+    touched
+        .set_modified(std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_600_000_000))
+        .unwrap();
+    drop(touched);
+    let index = p.checkout.join(".git/index");
+    let state = || {
+        use std::os::unix::fs::MetadataExt;
+        let m = fs::metadata(&index).unwrap();
+        (m.ino(), m.modified().unwrap(), fs::read(&index).unwrap())
+    };
+    let before = state();
+    let (ok, out) = p.update(false);
+    assert!(ok, "{out}");
+    let why = p.status()["update"]["checkout"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(why.contains("not behind"), "{why}");
+    assert!(state() == before, "the person's index was rewritten");
+}
+
+#[test]
+fn a_full_disk_while_installing_a_release_is_retried_not_held() {
+    support::strace::require_strace();
+    let p = Project::new();
+    let seed = git(&p.dev, &["rev-parse", "HEAD"]);
+    // The new file the worker release is copied into fails with ENOSPC
+    // the first time each supervisor thread creates it.
+    let tmp_worker = p.dir.data.join("releases").join(&seed).join(".tmp-worker");
+    let staging = staging();
+    let wrapper = [
+        "strace",
+        "-f",
+        "--seccomp-bpf",
+        "-qq",
+        "-o",
+        "/dev/null",
+        "-P",
+        tmp_worker.to_str().unwrap(),
+        "-e",
+        "trace=openat",
+        "-e",
+        "inject=openat:error=ENOSPC:when=1",
+    ];
+    let args = [
+        "--repo",
+        p.checkout.to_str().unwrap(),
+        "--staging-dir",
+        staging.to_str().unwrap(),
+        "--build-profile",
+        "dev",
+        "--probation-ms",
+        "3000",
+        "--supervisor-probation-ms",
+        "1000",
+    ];
+    let mut sup = Supervisor::spawn_under(&p.dir, &wrapper, None, &args);
+    let ready = sup.wait_ready();
+    let _kill_real = KillOnDrop(ready["supervisor"]["pid"].as_u64().map(|p| p as u32));
+
+    let (ok, out) = p.update(false);
+    assert!(!ok, "{out}");
+    assert!(out.contains("No space left on device"), "{out}");
+    let s = p.status();
+    assert_eq!(s["update"]["held_commits"], json!([]), "{s}");
+    let reason = s["update"]["retry"]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("cannot install the worker release"), "{s}");
+    assert_eq!(s["worker"]["state"], "ready");
+
+    // Tried again (once per thread that has not failed yet), it deploys.
+    let mut tries = 1;
+    loop {
+        let (ok, out) = p.update(false);
+        tries += 1;
+        if ok {
+            break;
+        }
+        assert!(out.contains("No space left on device"), "{out}");
+        assert!(tries < 6, "still failing after {tries} tries: {out}");
+    }
+    eprintln!("deployed at try {tries}");
+    let s = p.status();
+    assert_eq!(s["update"]["deployed_commit"], seed.as_str(), "{s}");
+    assert_eq!(s["update"]["held_commits"], json!([]), "{s}");
+    assert!(s["update"]["retry"].is_null(), "{s}");
+    assert_eq!(p.ping()["commit"], seed.as_str());
 }

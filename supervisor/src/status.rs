@@ -60,6 +60,21 @@ pub struct UpdateStatus {
     pub target_commit: Option<String>,
     pub step_started_at: Option<String>,
     pub checkout: Option<String>,
+    /// Addition: the last poll failed for a reason that is not the
+    /// commit's fault; null otherwise.
+    #[serde(default)]
+    pub retry: Option<UpdateRetry>,
+}
+
+/// An update that failed for a reason that is not the commit's fault
+/// (offline, disk full, ...): not held, tried again at `next_at`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateRetry {
+    pub reason: String,
+    /// Failures in a row.
+    pub attempts: u32,
+    /// When the next poll tries again; null while polling is off.
+    pub next_at: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -202,6 +217,19 @@ impl Status {
         if let Some(e) = &u.last_error {
             line("last error", e.clone());
         }
+        if let Some(r) = &u.retry {
+            let when = match r.next_at.as_deref().and_then(shared::time::parse_rfc3339) {
+                Some(at) => match at.duration_since(std::time::SystemTime::now()) {
+                    Ok(left) => format!("next try in {}", human_duration(left.as_secs())),
+                    Err(_) => "next try at the next poll".into(),
+                },
+                None => "next try with `supervisor update`".into(),
+            };
+            line(
+                "retrying",
+                format!("not held, failed {} time(s); {when}", r.attempts),
+            );
+        }
         if !u.held_commits.is_empty() {
             line("held", u.held_commits.join(", "));
         }
@@ -249,5 +277,28 @@ mod tests {
         assert_eq!(human_duration(310), "5m 10s");
         assert_eq!(human_duration(3 * 3600 + 120), "3h 02m");
         assert_eq!(human_duration(2 * 86_400 + 3600), "2d 01h");
+    }
+
+    #[test]
+    fn a_retry_is_shown_as_not_held_with_the_next_try() {
+        let in_a_minute = std::time::SystemTime::now() + std::time::Duration::from_secs(90);
+        let s: Status = serde_json::from_value(serde_json::json!({
+            "supervisor": {"pid": 1, "version": "0", "commit": null, "started_at": "x", "uptime_secs": 1},
+            "worker": {"state": "ready", "pid": 2, "commit": null, "started_at": null, "restarts": 0,
+                       "last_exit": null, "binary": null, "next_start_in_ms": null},
+            "sessions": null,
+            "update": {"repo": null, "branch": "main", "poll_interval_ms": 300000, "last_poll_at": null,
+                       "last_poll": null, "deployed_commit": null, "state": "idle", "last_error": "offline",
+                       "held_commits": [], "target_commit": null, "step_started_at": null, "checkout": null,
+                       "retry": {"reason": "offline", "attempts": 2,
+                                 "next_at": shared::time::rfc3339(in_a_minute)}},
+            "paths": {"data_dir": "/d", "log_dir": "/l"}
+        }))
+        .expect("a status");
+        let text = s.render();
+        assert!(
+            text.contains("retrying   not held, failed 2 time(s); next try in 1m"),
+            "{text}"
+        );
     }
 }

@@ -45,8 +45,9 @@ pub enum Control {
     /// keeping the worker. Answered only if that fails.
     ReExec {
         binary: PathBuf,
-        /// The updater's state, to show on after the exec.
-        view: crate::update::UpdateView,
+        /// The updater's state, to show on after the exec (boxed: the
+        /// other requests are small).
+        view: Box<crate::update::UpdateView>,
         reply: oneshot::Sender<Result<(), String>>,
     },
 }
@@ -260,7 +261,14 @@ impl Actor {
             Ok(s) => s,
             Err(e) => {
                 if candidate.is_some() {
-                    self.deploy_failed(DeployError::Failed(format!("cannot start it: {e}")));
+                    // Out of fds, memory or disk: the machine's state, not
+                    // the commit's fault.
+                    let why = format!("cannot start it: {e}");
+                    self.deploy_failed(if crate::update::error::is_exhaustion(&e) {
+                        DeployError::Interrupted(why)
+                    } else {
+                        DeployError::Failed(why)
+                    });
                     return self.start_worker();
                 }
                 self.failed_to_start(e.to_string());
@@ -335,7 +343,7 @@ impl Actor {
                 view,
                 reply,
             } => {
-                let result = self.re_exec(&binary, view);
+                let result = self.re_exec(&binary, *view);
                 let _ = reply.send(result);
             }
         }

@@ -48,6 +48,7 @@ impl Actor {
                 target_commit: None,
                 step_started_at: None,
                 checkout: None,
+                retry: None,
             },
             paths: PathsStatus {
                 data_dir: cfg.data_dir.root().display().to_string(),

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use tracing::info;
 
+use super::cargo_log::CargoLog;
 use super::command;
+use super::error::UpdateError;
 
 /// Where builds happen: a clone of the watched repository and its own
 /// target dir beside it (never shared with another checkout: cargo#13259).
@@ -34,7 +36,8 @@ impl Staging {
 }
 
 /// `cargo build --locked --profile <profile> -p worker [-p supervisor]` in
-/// the staging clone. Output lines go to the supervisor log.
+/// the staging clone. Output lines go to the supervisor log; a failure
+/// says whether our code is to blame (see `cargo_log`).
 pub async fn cargo_build(
     cargo: &Path,
     staging: &Staging,
@@ -42,7 +45,7 @@ pub async fn cargo_build(
     sha: &str,
     with_supervisor: bool,
     timeout: Duration,
-) -> Result<(), String> {
+) -> Result<(), UpdateError> {
     let target = staging.target();
     let mut args: Vec<&OsStr> = vec![
         OsStr::new("build"),
@@ -64,35 +67,46 @@ pub async fn cargo_build(
         // the price of some cache in the staging target dir.
         .env("CARGO_PROFILE_RELEASE_INCREMENTAL", "true");
     let short = &sha[..12.min(sha.len())];
-    let done = command::run(cmd, timeout, |line| info!(commit = short, "cargo: {line}"))
-        .await
-        .map_err(|e| format!("cargo build: {e}"))?;
-    if done.success {
-        Ok(())
-    } else {
-        Err(format!(
-            "cargo build failed ({}): {}",
-            done.status,
-            done.tail(6)
-        ))
+    let mut log = CargoLog::default();
+    let done = command::run(cmd, timeout, |line| {
+        info!(commit = short, "cargo: {line}");
+        log.line(line);
+    })
+    .await?;
+    if done.success() {
+        return Ok(());
     }
+    Err(UpdateError::Build {
+        cause: log.cause(done.signal().is_some()),
+        status: done.status.to_string(),
+        tail: log.tail(),
+    })
 }
+
+/// How long a build waits for another one using the same staging area.
+pub const STAGING_LOCK_WAIT: Duration = Duration::from_secs(3600);
 
 /// Held while a build uses the staging area, so two supervisors (or test
 /// runs) sharing one never build in it at the same time.
-pub async fn lock_staging(staging: &Staging) -> Result<shared::lock::PidLock, String> {
+pub async fn lock_staging(staging: &Staging) -> Result<shared::lock::PidLock, UpdateError> {
     let path = staging.root.join("build.lock");
-    let deadline = std::time::Instant::now() + Duration::from_secs(3600);
+    let started = std::time::Instant::now();
     loop {
         match shared::lock::acquire(&path, "build") {
             Ok(lock) => return Ok(lock),
-            Err(e)
-                if e.kind() == std::io::ErrorKind::WouldBlock
-                    && std::time::Instant::now() < deadline =>
-            {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if started.elapsed() >= STAGING_LOCK_WAIT {
+                    return Err(UpdateError::StagingLocked {
+                        path: staging.root.clone(),
+                        waited: started.elapsed(),
+                    });
+                }
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
-            Err(e) => return Err(format!("cannot lock the staging area: {e}")),
+            Err(e) => {
+                let what = format!("cannot lock the staging area ({})", path.display());
+                return Err(UpdateError::io(what, e));
+            }
         }
     }
 }

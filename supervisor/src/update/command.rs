@@ -1,9 +1,12 @@
 //! Running `git` and `cargo`: never waiting for a person (stdin closed, no
 //! prompts), in their own process group, killed as a group on timeout.
+//!
+//! The person's own ssh setup is left alone here: `git::Git` adds ssh's
+//! `BatchMode` only when they configured no ssh command (see there).
 
 use std::ffi::OsStr;
 use std::path::Path;
-use std::process::Stdio;
+use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
 use nix::sys::signal::{killpg, Signal};
@@ -11,17 +14,26 @@ use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Command;
 
+use super::error::UpdateError;
 use super::leftovers;
 
 /// What a finished command printed (stdout and stderr interleaved by line).
 #[derive(Debug)]
 pub struct Finished {
-    pub success: bool,
-    pub status: String,
+    pub status: ExitStatus,
     pub output: String,
 }
 
 impl Finished {
+    pub fn success(&self) -> bool {
+        self.status.success()
+    }
+
+    /// The signal that ended it, if one did.
+    pub fn signal(&self) -> Option<i32> {
+        std::os::unix::process::ExitStatusExt::signal(&self.status)
+    }
+
     /// The last lines of the output, for an error message.
     pub fn tail(&self, lines: usize) -> String {
         let all: Vec<&str> = self
@@ -43,12 +55,11 @@ pub fn command(program: &Path, args: &[&OsStr], cwd: &Path) -> Command {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .env("GIT_TERMINAL_PROMPT", "0")
-        .env(
-            "GIT_SSH_COMMAND",
-            "ssh -o BatchMode=yes -o ConnectTimeout=20",
-        )
         .env("GIT_ASKPASS", "true")
+        // Whatever ssh command runs: questions go to `true` (no answer),
+        // never to the terminal the supervisor may have been started from.
         .env("SSH_ASKPASS", "true")
+        .env("SSH_ASKPASS_REQUIRE", "force")
         .env("CARGO_TERM_COLOR", "never")
         .env_remove("GIT_DIR")
         .env_remove("GIT_WORK_TREE")
@@ -81,15 +92,38 @@ impl Drop for GroupKill {
     }
 }
 
+/// `git fetch`, `cargo build`: the program's name and first argument
+/// that is not an option.
+fn label(cmd: &Command) -> String {
+    let std = cmd.as_std();
+    let name = Path::new(std.get_program())
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    match std
+        .get_args()
+        .find(|a| !a.to_string_lossy().starts_with('-'))
+    {
+        Some(first) => format!("{name} {}", first.to_string_lossy()),
+        None => name,
+    }
+}
+
 /// Runs `cmd` to its end or until `timeout`, when its whole process group
 /// is killed. `on_line` sees each output line as it comes (for the log).
+/// A command that ran and failed is `Ok` (see [`Finished::success`]).
 pub async fn run(
     mut cmd: Command,
     timeout: Duration,
     mut on_line: impl FnMut(&str),
-) -> Result<Finished, String> {
+) -> Result<Finished, UpdateError> {
     let program = std::path::PathBuf::from(cmd.as_std().get_program());
-    let mut child = cmd.spawn().map_err(|e| format!("cannot start: {e}"))?;
+    let label = label(&cmd);
+    let mut child = cmd.spawn().map_err(|source| UpdateError::Spawn {
+        program: label.clone(),
+        source,
+    })?;
     // Killed as a group on a timeout, and also when this future is dropped
     // (the supervisor stops mid-build): cargo's compilers go with it. If
     // the supervisor dies first, the next one kills it from its record.
@@ -121,19 +155,15 @@ pub async fn run(
     match tokio::time::timeout(timeout, work).await {
         Ok(Ok(status)) => {
             group.pgid = None;
-            Ok(Finished {
-                success: status.success(),
-                status: status.to_string(),
-                output,
-            })
+            Ok(Finished { status, output })
         }
-        Ok(Err(e)) => Err(format!("cannot wait for it: {e}")),
+        Ok(Err(e)) => Err(UpdateError::io(format!("{label}: cannot wait for it"), e)),
         Err(_) => {
             drop(group);
-            Err(format!(
-                "timed out after {} s; killed it",
-                timeout.as_secs()
-            ))
+            Err(UpdateError::TimedOut {
+                program: label,
+                after: timeout,
+            })
         }
     }
 }
@@ -161,7 +191,8 @@ mod tests {
             let _ = tokio::time::timeout(Duration::from_millis(2_000), run).await;
         } else {
             let err = run.await.unwrap_err();
-            assert!(err.contains("timed out"), "{err}");
+            assert!(matches!(err, UpdateError::TimedOut { .. }), "{err}");
+            assert!(err.to_string().contains(": timed out after 2 s"), "{err}");
         }
         std::fs::read_to_string(&pidfile)
             .unwrap()

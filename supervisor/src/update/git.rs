@@ -1,13 +1,27 @@
 //! The git steps of an update, through the `git` CLI.
+//!
+//! Two promises to the person whose checkout is watched:
+//! - Their ssh setup is used as it is. Setting `GIT_SSH_COMMAND` would
+//!   override their `core.sshCommand` and `GIT_SSH` (a key, an agent, a
+//!   proxy); so ssh's `BatchMode` is added only when they set none of
+//!   them. Either way no prompt can wait for an answer (see `command`).
+//! - Every git command runs with `--no-optional-locks`: reading their
+//!   checkout (`status`, `rev-parse`, …) never rewrites their index nor
+//!   takes `index.lock` from under their own git commands. Only the
+//!   fast-forward itself writes, as a `git merge` of theirs would.
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::command::{self, Finished};
+use super::error::UpdateError;
 
 /// How long one git command may take before its process group is killed.
 pub const GIT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The ssh command used when the person configured none: never asks.
+const BATCH_SSH: &str = "ssh -o BatchMode=yes -o ConnectTimeout=20";
 
 /// The git executable and how to run it.
 #[derive(Debug, Clone)]
@@ -19,50 +33,77 @@ pub struct Git {
 impl Git {
     /// Runs git in `dir`; the trimmed stdout+stderr on success. An
     /// "Operation not permitted" failure says what that likely means.
-    pub async fn run(&self, dir: &Path, args: &[&str]) -> Result<String, String> {
-        self.run_in(dir, args)
-            .await
-            .map_err(|e| crate::tools::explain_denied(e, dir))
+    pub async fn run(&self, dir: &Path, args: &[&str]) -> Result<String, UpdateError> {
+        self.run_env(dir, args, &[]).await
     }
 
-    async fn run_in(&self, dir: &Path, args: &[&str]) -> Result<String, String> {
-        let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
-        let cmd = command::command(&self.bin, &args, dir);
-        let done: Finished = command::run(cmd, self.timeout, |_| {}).await.map_err(|e| {
-            format!(
-                "git {}: {e}",
-                args.first()
-                    .map(|a| a.to_string_lossy())
-                    .unwrap_or_default()
-            )
-        })?;
-        if done.success {
+    async fn run_env(
+        &self,
+        dir: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<String, UpdateError> {
+        self.run_in(dir, args, env)
+            .await
+            .map_err(|e| e.explain_denied(dir))
+    }
+
+    async fn run_in(
+        &self,
+        dir: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<String, UpdateError> {
+        let all: Vec<&OsStr> = std::iter::once("--no-optional-locks")
+            .chain(args.iter().copied())
+            .map(OsStr::new)
+            .collect();
+        let mut cmd = command::command(&self.bin, &all, dir);
+        cmd.envs(env.iter().copied());
+        let done: Finished = command::run(cmd, self.timeout, |_| {}).await?;
+        if done.success() {
             Ok(done.output.trim().to_string())
         } else {
-            Err(format!(
-                "git {} failed ({}): {}",
-                args.iter()
-                    .map(|a| a.to_string_lossy())
-                    .collect::<Vec<_>>()
-                    .join(" "),
-                done.status,
-                done.tail(3)
-            ))
+            Err(UpdateError::Git {
+                args: args.join(" "),
+                status: done.status.to_string(),
+                tail: done.tail(3),
+            })
+        }
+    }
+
+    /// `GIT_SSH_COMMAND` for a fetch from `repo`'s remote: [`BATCH_SSH`]
+    /// when the person set no ssh command (environment or git config, as
+    /// git itself would see it from `repo`), else nothing.
+    pub async fn ssh_command(&self, repo: &Path) -> Option<&'static str> {
+        let set = |name| std::env::var_os(name).is_some_and(|v| !v.is_empty());
+        if set("GIT_SSH_COMMAND") || set("GIT_SSH") {
+            return None;
+        }
+        // Exit status 1, an error here, means "not set".
+        match self
+            .run(repo, &["config", "--get", "core.sshCommand"])
+            .await
+        {
+            Ok(value) if !value.is_empty() => None,
+            _ => Some(BATCH_SSH),
         }
     }
 
     /// Fetches `branch` from `origin` into `refs/remotes/origin/<branch>`
     /// (forced: a force-pushed branch is followed) and returns its sha.
-    pub async fn fetch(&self, repo: &Path, branch: &str) -> Result<String, String> {
+    pub async fn fetch(&self, repo: &Path, branch: &str) -> Result<String, UpdateError> {
         let refspec = format!("+refs/heads/{branch}:refs/remotes/origin/{branch}");
-        self.run(repo, &["fetch", "--no-tags", "--quiet", "origin", &refspec])
-            .await?;
+        let ssh = self.ssh_command(repo).await;
+        let env: Vec<(&str, &str)> = ssh.map(|c| ("GIT_SSH_COMMAND", c)).into_iter().collect();
+        let args = ["fetch", "--no-tags", "--quiet", "origin", &refspec];
+        self.run_env(repo, &args, &env).await?;
         self.rev_parse(repo, &format!("refs/remotes/origin/{branch}"))
             .await
     }
 
     /// The full sha `rev` names.
-    pub async fn rev_parse(&self, repo: &Path, rev: &str) -> Result<String, String> {
+    pub async fn rev_parse(&self, repo: &Path, rev: &str) -> Result<String, UpdateError> {
         let spec = format!("{rev}^{{commit}}");
         let out = self
             .run(repo, &["rev-parse", "--verify", "--quiet", &spec])
@@ -71,7 +112,11 @@ impl Git {
         if is_sha(&sha) {
             Ok(sha)
         } else {
-            Err(format!("git rev-parse {rev}: unexpected answer {out:?}"))
+            Err(UpdateError::Git {
+                args: format!("rev-parse {rev}"),
+                status: "exit status: 0".into(),
+                tail: format!("unexpected answer {out:?}"),
+            })
         }
     }
 
@@ -83,10 +128,10 @@ impl Git {
         repo: &Path,
         branch: &str,
         sha: &str,
-    ) -> Result<(), String> {
+    ) -> Result<(), UpdateError> {
         if !staging.join(".git").exists() {
             std::fs::create_dir_all(staging)
-                .map_err(|e| format!("cannot create {}: {e}", staging.display()))?;
+                .map_err(|e| UpdateError::io(format!("cannot create {}", staging.display()), e))?;
             self.run(staging, &["init", "--quiet"]).await?;
         }
         let repo_arg = repo.to_string_lossy();
@@ -98,7 +143,9 @@ impl Git {
         .await?;
         let tip = self.rev_parse(staging, "refs/staging/tip").await?;
         if tip != sha {
-            return Err(format!("the branch moved while staging ({tip} instead of {sha}); trying again at the next poll"));
+            return Err(UpdateError::Interrupted(format!(
+                "the branch moved while staging ({tip} instead of {sha})"
+            )));
         }
         self.run(
             staging,
@@ -126,7 +173,7 @@ impl Git {
         repo: &Path,
         branch: &str,
         deployed: &str,
-    ) -> Result<Option<String>, String> {
+    ) -> Result<Option<String>, UpdateError> {
         let head_branch = self
             .run(repo, &["symbolic-ref", "--quiet", "--short", "HEAD"])
             .await
@@ -171,3 +218,6 @@ impl Git {
 pub fn is_sha(s: &str) -> bool {
     s.len() == 40 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
+
+#[cfg(test)]
+mod tests;

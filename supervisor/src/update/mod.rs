@@ -9,11 +9,14 @@
 
 pub mod backups;
 pub mod build;
+mod cargo_log;
 pub mod command;
+pub mod error;
 pub mod git;
 pub mod held;
 pub mod leftovers;
 pub mod releases;
+mod retry;
 mod steps;
 
 use std::path::PathBuf;
@@ -47,6 +50,9 @@ pub struct UpdateView {
     pub step_started_at: Option<String>,
     /// Addition: why the watched checkout was not fast-forwarded.
     pub checkout: Option<String>,
+    /// Addition: a failure that is not the commit's fault, tried again.
+    #[serde(default)]
+    pub retry: Option<crate::status::UpdateRetry>,
 }
 
 /// A `supervisor update` request: poll now; answered with the outcome.
@@ -87,7 +93,10 @@ enum Outcome {
     Deployed(String),
     /// The tip is a held commit: nothing tried, the reason stays visible.
     Held(String),
+    /// The commit is at fault: it was held just now.
     Failed(String),
+    /// Not the commit's fault: tried again at a later poll.
+    Retry(String),
 }
 
 impl Updater {
@@ -165,7 +174,7 @@ impl Updater {
             let outcome = self.poll(fresh).await;
             let answer = match outcome {
                 Outcome::Nothing(s) | Outcome::Deployed(s) | Outcome::Held(s) => Ok(s),
-                Outcome::Failed(s) => Err(s),
+                Outcome::Failed(s) | Outcome::Retry(s) => Err(s),
             };
             let mut deliveries = Vec::new();
             for w in waiters {
@@ -186,7 +195,8 @@ impl Updater {
                 self.re_exec(bin).await;
             }
             if !interval.is_zero() {
-                next = Some(Instant::now() + interval);
+                let failures = self.view.borrow().retry.as_ref().map_or(0, |r| r.attempts);
+                next = Some(Instant::now() + retry::delay(interval, failures));
             }
         }
     }
@@ -204,15 +214,18 @@ impl Updater {
     }
 
     async fn poll(&mut self, fresh: bool) -> Outcome {
-        let outcome = self.poll_inner(fresh).await;
+        let mut outcome = self.poll_inner(fresh).await;
+        let retry = self.retry_after(&mut outcome);
         // `last_error` describes the problem now: none after a clean poll.
         let (text, err) = match &outcome {
             Outcome::Nothing(s) | Outcome::Deployed(s) => (s.clone(), None),
-            Outcome::Held(s) | Outcome::Failed(s) => (s.clone(), Some(s.clone())),
+            Outcome::Held(s) | Outcome::Failed(s) | Outcome::Retry(s) => {
+                (s.clone(), Some(s.clone()))
+            }
         };
         let changed = self.view.borrow().last_poll.as_deref() != Some(text.as_str());
         match &outcome {
-            Outcome::Failed(s) => warn!(outcome = %s, "update poll failed"),
+            Outcome::Failed(s) | Outcome::Retry(s) => warn!(outcome = %s, "update poll failed"),
             Outcome::Deployed(s) => info!(outcome = %s, "update deployed"),
             Outcome::Nothing(s) | Outcome::Held(s) if changed => info!(outcome = %s, "update poll"),
             Outcome::Nothing(s) | Outcome::Held(s) => tracing::debug!(outcome = %s, "update poll"),
@@ -223,6 +236,7 @@ impl Updater {
             v.step_started_at = None;
             v.last_poll = Some(text);
             v.last_error = err;
+            v.retry = retry;
         });
         outcome
     }
@@ -234,7 +248,7 @@ impl Updater {
         };
         let git_bin = match crate::tools::usable_async("git", fresh).await {
             Ok(bin) => bin,
-            Err(e) => return Outcome::Failed(format!("cannot poll: {e}")),
+            Err(e) => return Outcome::Retry(format!("cannot poll: {e}")),
         };
         let git = Git {
             bin: git_bin,
@@ -243,7 +257,7 @@ impl Updater {
         self.step("fetching", None);
         let mut tip = match git.fetch(&repo, &self.cfg.branch).await {
             Ok(sha) => sha,
-            Err(e) => return Outcome::Failed(format!("fetch failed: {e}")),
+            Err(e) => return Outcome::Retry(format!("fetch failed: {e}")),
         };
         loop {
             let deployed = self.deployed_commit().await;
@@ -260,20 +274,14 @@ impl Updater {
             // Not the commit's fault: not held.
             let cargo = match crate::tools::usable_async("cargo", fresh).await {
                 Ok(bin) => bin,
-                Err(e) => return Outcome::Failed(format!("{} not built: {e}", short(&tip))),
+                Err(e) => return Outcome::Retry(format!("{} not built: {e}", short(&tip))),
             };
             let built = match self
                 .build(&git, &cargo, &repo, &tip, deployed.as_deref())
                 .await
             {
                 Ok(b) => b,
-                Err(e) => {
-                    // Access refused by the system is not the commit's fault.
-                    if !crate::tools::is_denied(&e) {
-                        self.hold(&tip, &e);
-                    }
-                    return Outcome::Failed(format!("{} not deployed: {e}", short(&tip)));
-                }
+                Err(e) => return self.not_deployed(&tip, e, "not deployed"),
             };
             // The newest commit wins: if the branch moved during the build,
             // build that one instead of swapping to this one.

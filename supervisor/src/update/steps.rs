@@ -6,11 +6,12 @@ use std::time::Instant;
 use tokio::sync::oneshot;
 use tracing::{error, info, warn};
 
+use super::error::UpdateError;
 use super::git::Git;
 use super::{backups, build};
 use super::{short, Outcome, Updater};
 use crate::actor::{Control, DeployError};
-use crate::{binary, tools};
+use crate::binary;
 
 impl Updater {
     pub(super) async fn build(
@@ -20,10 +21,11 @@ impl Updater {
         repo: &std::path::Path,
         sha: &str,
         deployed: Option<&str>,
-    ) -> Result<Built, String> {
+    ) -> Result<Built, UpdateError> {
         self.step("building", Some(sha));
-        std::fs::create_dir_all(&self.staging.root)
-            .map_err(|e| format!("cannot create {}: {e}", self.staging.root.display()))?;
+        std::fs::create_dir_all(&self.staging.root).map_err(|e| {
+            UpdateError::io(format!("cannot create {}", self.staging.root.display()), e)
+        })?;
         let _lock = build::lock_staging(&self.staging).await?;
         git.prepare_staging(&self.staging.src(), repo, &self.cfg.branch, sha)
             .await?;
@@ -51,7 +53,7 @@ impl Updater {
             self.cfg.build_timeout,
         )
         .await
-        .map_err(|e| tools::explain_denied(e, &self.staging.root))?;
+        .map_err(|e| e.explain_denied(&self.staging.root))?;
         info!(
             commit = short(sha),
             took_ms = started.elapsed().as_millis() as u64,
@@ -61,12 +63,12 @@ impl Updater {
         let worker = self
             .releases
             .install(sha, "worker", &out.join("worker"))
-            .map_err(|e| format!("cannot install the worker release: {e}"))?;
+            .map_err(|e| UpdateError::io("cannot install the worker release", e))?;
         let supervisor = if supervisor_changed {
             Some(
                 self.releases
                     .install(sha, "supervisor", &out.join("supervisor"))
-                    .map_err(|e| format!("cannot install the supervisor release: {e}"))?,
+                    .map_err(|e| UpdateError::io("cannot install the supervisor release", e))?,
             )
         } else {
             // Which supervisor goes with this release: the one running now.
@@ -107,19 +109,15 @@ impl Updater {
         match result {
             Ok(()) => {}
             Err(DeployError::Failed(e)) => {
-                self.hold(sha, &e);
-                return Outcome::Failed(format!("{} rolled back: {e}", short(sha)));
+                return self.not_deployed(sha, UpdateError::Worker(e), "rolled back")
             }
             Err(DeployError::Interrupted(e)) => {
-                return Outcome::Failed(format!(
-                    "{} not deployed: {e}; trying again at the next poll",
-                    short(sha)
-                ));
+                return self.not_deployed(sha, UpdateError::Interrupted(e), "not deployed")
             }
         }
         if let Err(e) = self.releases.set_deployed(sha) {
             error!(error = %e, "cannot record the deployed commit");
-            return Outcome::Failed(format!(
+            return Outcome::Retry(format!(
                 "{} serves, but recording it failed: {e}",
                 short(sha)
             ));
@@ -143,7 +141,7 @@ impl Updater {
     /// process image is gone; on failure the error shows in status.
     pub(super) async fn re_exec(&mut self, binary: PathBuf) {
         let (tx, rx) = oneshot::channel();
-        let view = self.view.borrow().clone();
+        let view = Box::new(self.view.borrow().clone());
         let request = Control::ReExec {
             binary,
             view,
@@ -170,6 +168,18 @@ impl Updater {
             info!(checkout = %repo.display(), "not pulled: {why}");
         }
         self.set(|v| v.checkout = note);
+    }
+
+    /// `sha` did not deploy because of `e`: held if the commit is at
+    /// fault, else tried again later (`what`: "not deployed", ...).
+    pub(super) fn not_deployed(&mut self, sha: &str, e: UpdateError, what: &str) -> Outcome {
+        let text = format!("{} {what}: {e}", short(sha));
+        if e.holds_commit() {
+            self.hold(sha, &e.to_string());
+            Outcome::Failed(text)
+        } else {
+            Outcome::Retry(text)
+        }
     }
 
     pub(super) fn hold(&mut self, sha: &str, why: &str) {
