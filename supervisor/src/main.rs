@@ -98,6 +98,10 @@ struct RunArgs {
     /// Longest wait between restarts of a failing worker
     #[arg(long, value_name = "MS", default_value_t = 15_000)]
     backoff_max_ms: u64,
+    /// Close a control connection that has not sent its request in this long
+    #[arg(long, value_name = "MS", default_value_t = supervisor::DEFAULT_CONTROL_TIMEOUT_MS,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    control_timeout_ms: u64,
     /// How long a swapped-in worker must stay up before it counts as good
     #[arg(long, value_name = "MS", default_value_t = 10_000)]
     probation_ms: u64,
@@ -147,7 +151,7 @@ fn config_error(e: ConfigError) -> ExitCode {
     ExitCode::from(config::EXIT_CONFIG as u8)
 }
 
-fn resolve(data_dir: DataDir, args: RunArgs) -> Result<RunConfig, ConfigError> {
+fn resolve(data_dir: DataDir, args: RunArgs, open_files: u64) -> Result<RunConfig, ConfigError> {
     let default_repo = supervisor::binary::source_checkout().filter(|p| p.join(".git").exists());
     Ok(RunConfig {
         data_dir,
@@ -170,6 +174,8 @@ fn resolve(data_dir: DataDir, args: RunArgs) -> Result<RunConfig, ConfigError> {
         build_timeout: Duration::from_millis(args.build_timeout_ms),
         git_timeout: Duration::from_millis(args.git_timeout_ms),
         supervisor_probation: Duration::from_millis(args.supervisor_probation_ms),
+        open_files,
+        control_timeout: Duration::from_millis(args.control_timeout_ms),
     })
 }
 
@@ -183,7 +189,7 @@ fn run(data_dir: DataDir, args: RunArgs, open_files: shared::fdlimit::FdLimit) -
         }
         None => None,
     };
-    let cfg = match resolve(data_dir, args) {
+    let cfg = match resolve(data_dir, args, open_files.soft) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("supervisor: {e}");
