@@ -165,7 +165,7 @@ fn with_256_files_300_idle_control_connections_leave_room_to_replace_a_killed_wo
 #[test]
 fn a_control_connection_that_sends_nothing_is_closed_after_the_read_deadline() {
     let dir = TestDir::new();
-    let mut sup = Supervisor::start(&dir, &["--control-timeout-ms", "300"]);
+    let mut sup = Supervisor::start(&dir, &["--control-timeout-ms", "1000"]);
     sup.wait_ready();
     let sock = dir.data.join("supervisor.sock");
     for (what, sent) in [("nothing", &b""[..]), ("half a request", b"{\"op\":\"sta")] {

@@ -114,6 +114,11 @@ fn two_hundred_clients_holding_1_mb_partial_lines_stay_within_the_budget() {
         mib(peak),
         mib(RSS_LIMIT_KIB)
     );
+    assert!(
+        after <= RSS_LIMIT_KIB,
+        "{:.1} MiB after they left",
+        mib(after)
+    );
     // Everything still works: a request of nearly the largest size too.
     let big = "y".repeat(900_000);
     let mut client = worker.connect();

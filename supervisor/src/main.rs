@@ -288,6 +288,13 @@ fn status(data_dir: &DataDir, json: bool) -> i32 {
         Ok(a) => a,
         Err(e) => return not_running(data_dir, &e),
     };
+    if answer["ok"] == false {
+        // Running, but not answering this now: stopping, or every control
+        // connection is busy.
+        let error = answer["error"].as_str().unwrap_or("no reason given");
+        eprintln!("supervisor: {error}");
+        return exit::FAILURE;
+    }
     let ready = answer["worker"]["state"] == "ready";
     if json {
         println!("{answer}");
