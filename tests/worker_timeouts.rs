@@ -202,3 +202,17 @@ fn stalled_readers_of_a_large_list_pin_no_whole_answer_and_are_cut() {
     drop(stalled);
     assert_eq!(ids(&probe.call(&json!({"op": "list"}))).len(), SESSIONS);
 }
+
+#[test]
+fn invalid_limits_exit_2_naming_the_flag() {
+    let dir = TestDir::new();
+    for (flag, value) in [
+        ("--idle-timeout-ms", "0"),
+        ("--write-timeout-ms", "soon"),
+        ("--request-budget-bytes", "1024"),
+    ] {
+        let (status, stderr) = dir.run_to_exit(&[flag, value]);
+        assert_eq!(status.code(), Some(2), "{flag} {value}: {stderr}");
+        assert!(stderr.contains(flag) && stderr.contains(value), "{stderr}");
+    }
+}

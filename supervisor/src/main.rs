@@ -100,7 +100,7 @@ struct RunArgs {
     backoff_max_ms: u64,
     /// Close a control connection that has not sent its request in this long
     #[arg(long, value_name = "MS", default_value_t = supervisor::DEFAULT_CONTROL_TIMEOUT_MS,
-          value_parser = clap::value_parser!(u64).range(1..))]
+          value_parser = positive_ms)]
     control_timeout_ms: u64,
     /// How long a swapped-in worker must stay up before it counts as good
     #[arg(long, value_name = "MS", default_value_t = 10_000)]
@@ -144,6 +144,14 @@ fn main() -> ExitCode {
         Command::Uninstall(args) => service(&data_dir, args, None, supervisor::install::uninstall),
     };
     ExitCode::from(status as u8)
+}
+
+/// A duration flag: whole milliseconds, at least 1.
+fn positive_ms(raw: &str) -> Result<u64, String> {
+    match raw.trim().parse::<u64>() {
+        Ok(ms) if ms >= 1 => Ok(ms),
+        _ => Err("expected a whole number of milliseconds, at least 1".into()),
+    }
 }
 
 fn config_error(e: ConfigError) -> ExitCode {
