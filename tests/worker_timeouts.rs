@@ -1,7 +1,7 @@
 //! Clients that stall, against the real worker: an idle connection is
 //! closed after the idle timeout, one that never reads its answers after
-//! the write timeout, and a `list` is written page by page, so stalled
-//! readers of a large store pin no whole answer.
+//! the write timeout, and a `list` is written page by page and a session
+//! from the store's copy, so stalled readers pin no whole answer.
 
 mod support;
 
@@ -156,51 +156,79 @@ fn list_answers_every_session_across_pages_with_prefix_and_limit() {
     );
 }
 
-#[test]
-fn stalled_readers_of_a_large_list_pin_no_whole_answer_and_are_cut() {
-    const SESSIONS: usize = 20_000;
-    const READERS: usize = 40;
-    fdlimit::raise_own_limit(4 * READERS as u64);
-    let dir = TestDir::new();
-    // Long ids: the whole list answer is about 5.6 MB.
-    let prefix = "p".repeat(240);
-    let worker = worker_with_sessions(&dir, &prefix, SESSIONS, &["--write-timeout-ms", "1500"]);
+/// `readers` connections each send `request` and read nothing, until the
+/// write timeout cuts them all. How much the worker's RSS grew meanwhile,
+/// at most, in MiB.
+fn stalled_readers_growth(dir: &TestDir, worker: &Worker, request: &Value, readers: usize) -> f64 {
+    fdlimit::raise_own_limit(4 * readers as u64);
     let pid = worker.pid();
-    let mut probe = worker.connect();
-    let whole = probe.call(&json!({"op": "list"}));
-    assert_eq!(ids(&whole).len(), SESSIONS);
     let rss = || {
         shared::procs::ps(pid)
             .expect("ps")
             .expect("the worker runs")
             .rss_kib
     };
+    let mut probe = worker.connect();
+    // The caller's own connections, and this probe.
+    let others = stats(&mut probe)["connections"].as_u64().expect("a count") as usize;
     let baseline = rss();
-
-    // Each asks for everything and reads nothing.
-    let stalled: Vec<UnixStream> = (0..READERS)
+    let line = format!("{request}\n");
+    let stalled: Vec<UnixStream> = (0..readers)
         .map(|_| {
             let mut s = UnixStream::connect(dir.sock()).expect("connect");
-            s.write_all(b"{\"op\":\"list\"}\n")
-                .expect("ask for the list");
+            s.write_all(line.as_bytes()).expect("send the request");
             s
         })
         .collect();
     let mut peak = baseline;
     wait_until(DEADLINE, "the stalled readers connected", || {
         peak = peak.max(rss());
-        (stats(&mut probe)["connections"] == READERS + 1).then_some(())
+        (stats(&mut probe)["connections"] == others + readers).then_some(())
     });
     wait_until(DEADLINE, "the stalled readers cut", || {
         peak = peak.max(rss());
-        (stats(&mut probe)["connections"] == 1).then_some(())
+        (stats(&mut probe)["connections"] == others).then_some(())
     });
-    let grew_mib = peak.saturating_sub(baseline) as f64 / 1024.0;
-    eprintln!("{READERS} stalled list readers: RSS grew {grew_mib:.1} MiB over {baseline} KiB");
-    // Whole answers would be READERS x 5.6 MB, over 200 MiB.
-    assert!(grew_mib < 24.0, "RSS grew {grew_mib:.1} MiB");
     drop(stalled);
+    let grew = peak.saturating_sub(baseline) as f64 / 1024.0;
+    eprintln!("{readers} stalled readers of {request}: RSS grew {grew:.1} MiB over {baseline} KiB");
+    grew
+}
+
+#[test]
+fn stalled_readers_of_a_large_list_pin_no_whole_answer_and_are_cut() {
+    const SESSIONS: usize = 20_000;
+    let dir = TestDir::new();
+    // Long ids: the whole list answer is about 5.6 MB.
+    let prefix = "p".repeat(240);
+    let worker = worker_with_sessions(&dir, &prefix, SESSIONS, &["--write-timeout-ms", "1500"]);
+    let mut probe = worker.connect();
     assert_eq!(ids(&probe.call(&json!({"op": "list"}))).len(), SESSIONS);
+    // Whole answers would be 40 x 5.6 MB, over 200 MiB.
+    let grew = stalled_readers_growth(&dir, &worker, &json!({"op": "list"}), 40);
+    assert!(grew < 24.0, "RSS grew {grew:.1} MiB");
+    assert_eq!(ids(&probe.call(&json!({"op": "list"}))).len(), SESSIONS);
+}
+
+#[test]
+fn stalled_readers_of_a_large_session_share_the_stored_copy() {
+    let dir = TestDir::new();
+    let worker = dir.start(&["--write-timeout-ms", "1500"]);
+    let data = "d".repeat(1_000_000);
+    let mut probe = worker.connect();
+    let put = probe.call(&json!({"op": "put", "id": "big", "data": data}));
+    assert_eq!(put["ok"], true, "{put}");
+    assert_eq!(
+        probe.call(&json!({"op": "get", "id": "big"}))["session"]["data"],
+        data.as_str()
+    );
+    // A copy each would be 60 MiB.
+    let grew = stalled_readers_growth(&dir, &worker, &json!({"op": "get", "id": "big"}), 60);
+    assert!(grew < 24.0, "RSS grew {grew:.1} MiB");
+    assert_eq!(
+        probe.call(&json!({"op": "get", "id": "big"}))["session"]["data"],
+        data.as_str()
+    );
 }
 
 #[test]

@@ -6,8 +6,9 @@
 //!   waits for a [`LARGE_REQUEST`] slot of the shared budget and is not
 //!   read until it has one; the buffer shrinks back once it is answered;
 //! - answers: one chunk of [`OUT_CHUNK`] bytes at a time (a `list` is
-//!   written page by page), and only for as long as the client keeps
-//!   reading (the write timeout);
+//!   written page by page, a session's data straight from the store's
+//!   copy), and only for as long as the client keeps reading (the write
+//!   timeout);
 //! - time: a request line must be complete within the idle timeout.
 
 use std::time::Duration;
@@ -19,7 +20,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::debug;
 
-mod list;
+mod answers;
 
 use crate::limits::{LargeRequest, CONNECTION_BUFFER, LARGE_REQUEST};
 use crate::server::{answer, Shared};
@@ -43,39 +44,28 @@ struct Out {
 }
 
 impl Out {
-    /// Writes what is buffered; an error if the client takes none of it
-    /// for the write timeout. A large buffer is let go afterwards.
+    /// Writes what is buffered; an error if the client stalls (see
+    /// [`write_within`]). A large buffer is let go afterwards.
     async fn flush(&mut self) -> std::io::Result<()> {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let stall = self.write_timeout;
-        let (stream, buf) = (&mut self.stream, &self.buf);
-        let write_all = async {
-            let mut done = 0;
-            while done < buf.len() {
-                // Each write must make progress within the write timeout:
-                // a slow reader is not a stalled one.
-                match tokio::time::timeout(stall, stream.write(&buf[done..])).await {
-                    Ok(Ok(0)) => return Err(std::io::ErrorKind::WriteZero.into()),
-                    Ok(Ok(n)) => done += n,
-                    Ok(Err(e)) => return Err(e),
-                    Err(_) => return Err(stalled(stall)),
-                }
-            }
-            Ok(())
-        };
-        // And a client that takes a byte now and then cannot hold an
-        // answer forever either.
-        let result = match tokio::time::timeout(stall * WHOLE_WRITE_STALLS, write_all).await {
-            Ok(r) => r,
-            Err(_) => Err(stalled(stall)),
-        };
+        let result = write_within(&mut self.stream, &self.buf, self.write_timeout).await;
         self.buf.clear();
         if self.buf.capacity() > 2 * OUT_CHUNK {
             self.buf = Vec::new();
         }
         result
+    }
+
+    /// Writes `bytes` after what is buffered; a large slice is written
+    /// from where it is, not copied.
+    async fn write_through(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        if bytes.len() < OUT_CHUNK {
+            return self.push(bytes).await;
+        }
+        self.flush().await?;
+        write_within(&mut self.stream, bytes, self.write_timeout).await
     }
 
     /// Adds `bytes`, writing once a chunk has gathered.
@@ -92,6 +82,33 @@ impl Out {
         self.buf
             .extend_from_slice(&Response::Error(ApiError::new(code, message)).to_line());
         self.flush().await
+    }
+}
+
+/// Writes all of `bytes`. Each write must make progress within `stall`
+/// (a slow reader is not a stalled one), and the whole within
+/// [`WHOLE_WRITE_STALLS`] times that (nor may a reader that takes a byte
+/// now and then hold an answer forever).
+async fn write_within(
+    stream: &mut UnixStream,
+    bytes: &[u8],
+    stall: Duration,
+) -> std::io::Result<()> {
+    let write_all = async {
+        let mut done = 0;
+        while done < bytes.len() {
+            match tokio::time::timeout(stall, stream.write(&bytes[done..])).await {
+                Ok(Ok(0)) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(Ok(n)) => done += n,
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Err(stalled(stall)),
+            }
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(stall * WHOLE_WRITE_STALLS, write_all).await {
+        Ok(r) => r,
+        Err(_) => Err(stalled(stall)),
     }
 }
 
@@ -257,12 +274,12 @@ async fn respond(
 ) -> std::io::Result<()> {
     match Request::parse(line) {
         Ok(Request::List { prefix, limit }) => {
-            list::write(out, store, prefix.as_deref(), limit).await
+            answers::list(out, store, prefix.as_deref(), limit).await
         }
-        Ok(request) => {
-            out.push(&answer(store, request, shared).await.to_line())
-                .await
-        }
+        Ok(request) => match answer(store, request, shared).await {
+            Response::Session(session) => answers::session(out, &session).await,
+            other => out.push(&other.to_line()).await,
+        },
         Err(e) => out.push(&Response::from(e).to_line()).await,
     }
 }

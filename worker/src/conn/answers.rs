@@ -1,6 +1,7 @@
-//! `list` answers, written page by page.
+//! Answers that may be large, written in pieces: `list` page by page, and
+//! a session with its `data` written straight from the store's copy.
 
-use shared::protocol::SessionHeader;
+use shared::protocol::{Session, SessionHeader};
 
 use super::Out;
 use crate::store::Store;
@@ -13,7 +14,7 @@ pub const LIST_PAGE: usize = 256;
 /// memory. Each page is read from the store on its own, so a session
 /// written while a long list is sent may or may not be in it; each id
 /// appears once, in order.
-pub(super) async fn write(
+pub(super) async fn list(
     out: &mut Out,
     store: &Store,
     prefix: Option<&str>,
@@ -44,6 +45,33 @@ pub(super) async fn write(
     out.push(LIST_CLOSE).await
 }
 
+/// Writes `{"ok":true,"session":SESSION}`: the same line as
+/// `Response::Session`, with `data` (up to 1 MiB) written from the
+/// session the store shares rather than from a copy.
+pub(super) async fn session(out: &mut Out, session: &Session) -> std::io::Result<()> {
+    let (head, tail) = session_parts(session);
+    out.push(&head).await?;
+    out.write_through(session.data.get().as_bytes()).await?;
+    out.push(&tail).await
+}
+
+/// What comes before and after `data` in a session answer.
+fn session_parts(session: &Session) -> (Vec<u8>, Vec<u8>) {
+    let text = |s: &str| serde_json::to_string(s).expect("a string serializes");
+    let head = format!(
+        r#"{{"ok":true,"session":{{"id":{},"data":"#,
+        text(&session.id)
+    );
+    let tail = format!(
+        r#","created_at":{},"updated_at":{}}}}}"#,
+        text(&session.created_at),
+        text(&session.updated_at)
+    );
+    let mut tail = tail.into_bytes();
+    tail.push(b'\n');
+    (head.into_bytes(), tail)
+}
+
 const LIST_OPEN: &[u8] = br#"{"ok":true,"sessions":["#;
 const LIST_CLOSE: &[u8] = b"]}\n";
 
@@ -55,6 +83,22 @@ fn write_header(out: &mut Vec<u8>, header: &SessionHeader) {
 mod tests {
     use super::*;
     use shared::protocol::Response;
+
+    #[test]
+    fn a_session_written_in_parts_is_the_same_line_as_a_session_answer() {
+        for data in [r#"{"k": [1, "two"]}"#, "null", r#""\u00e9\"q\"""#] {
+            let session = Session {
+                id: "a:b@c".into(),
+                data: serde_json::value::RawValue::from_string(data.into()).unwrap(),
+                created_at: "2026-01-01T00:00:00.000Z".into(),
+                updated_at: "2026-01-02T00:00:00.000Z".into(),
+            };
+            let (head, tail) = session_parts(&session);
+            let parts = [&head[..], data.as_bytes(), &tail[..]].concat();
+            let whole = Response::Session(std::sync::Arc::new(session)).to_line();
+            assert_eq!(String::from_utf8(parts), String::from_utf8(whole));
+        }
+    }
 
     #[test]
     fn a_list_written_in_pages_is_the_same_line_as_a_list_answer() {
