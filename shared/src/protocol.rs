@@ -208,6 +208,13 @@ pub struct Stats {
     pub checkpoints: u64,
     pub last_checkpoint_at: Option<String>,
     pub connections: usize,
+    /// The request budget in bytes (`--request-budget-bytes`, in whole
+    /// large-request slots), and how much of it connections hold now.
+    /// Absent from older workers' answers.
+    #[serde(default)]
+    pub request_budget: u64,
+    #[serde(default)]
+    pub request_budget_used: u64,
     /// How each acknowledged write is synced on this volume: `F_FULLFSYNC`,
     /// `F_BARRIERFSYNC` or `fsync` on macOS, `fdatasync` or `fsync`
     /// elsewhere; null until the first sync (answers of older workers lack

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use shared::paths::DataDir;
 use tokio::sync::mpsc;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 /// Everything `supervisor run` needs, already validated.
 #[derive(Debug, Clone)]
@@ -51,7 +51,17 @@ pub struct RunConfig {
     /// How long a self-updated supervisor must run before a later start
     /// of the service runs it again.
     pub supervisor_probation: Duration,
+    /// The soft open-file limit in force (`shared::fdlimit::raise`); the
+    /// control socket's connection cap is derived from it.
+    pub open_files: u64,
+    /// A control connection that has not sent its request in this long is
+    /// closed (`--control-timeout-ms`).
+    pub control_timeout: Duration,
 }
+
+/// The default for `--control-timeout-ms`. Clients of the control socket
+/// send their request as soon as they connect.
+pub const DEFAULT_CONTROL_TIMEOUT_MS: u64 = 10_000;
 
 /// How long a stopping worker gets before SIGKILL unless `--stop-timeout-ms`
 /// says otherwise; the service files give the supervisor more than this.
@@ -190,6 +200,21 @@ pub async fn run(
         update::Updater::new(cfg.clone(), control_tx.clone(), previous_update);
     let (update_tx, update_rx) = mpsc::channel(16);
     let updater = tokio::spawn(updater.run(update_rx));
+    let control_limits = control::Limits {
+        max_connections: control::slots::connection_cap(cfg.open_files),
+        read_timeout: cfg.control_timeout,
+    };
+    if control_limits.max_connections < control::slots::MAX_CONNECTIONS {
+        warn!(
+            max_connections = control_limits.max_connections,
+            open_files = cfg.open_files,
+            "the control socket holds at most {} connections at once: the open-file limit \
+             is {} and {} descriptors are kept for starting workers, git and cargo",
+            control_limits.max_connections,
+            cfg.open_files,
+            control::slots::FD_RESERVE
+        );
+    }
     let control = tokio::spawn(control::serve(
         control_listener,
         owner_uid,
@@ -197,6 +222,7 @@ pub async fn run(
         control_tx,
         update_tx,
         update_view,
+        control_limits,
     ));
     let result = actor.run(control_rx).await;
     control.abort();

@@ -98,6 +98,10 @@ struct RunArgs {
     /// Longest wait between restarts of a failing worker
     #[arg(long, value_name = "MS", default_value_t = 15_000)]
     backoff_max_ms: u64,
+    /// Close a control connection that has not sent its request in this long
+    #[arg(long, value_name = "MS", default_value_t = supervisor::DEFAULT_CONTROL_TIMEOUT_MS,
+          value_parser = positive_ms)]
+    control_timeout_ms: u64,
     /// How long a swapped-in worker must stay up before it counts as good
     #[arg(long, value_name = "MS", default_value_t = 10_000)]
     probation_ms: u64,
@@ -142,12 +146,20 @@ fn main() -> ExitCode {
     ExitCode::from(status as u8)
 }
 
+/// A duration flag: whole milliseconds, at least 1.
+fn positive_ms(raw: &str) -> Result<u64, String> {
+    match raw.trim().parse::<u64>() {
+        Ok(ms) if ms >= 1 => Ok(ms),
+        _ => Err("expected a whole number of milliseconds, at least 1".into()),
+    }
+}
+
 fn config_error(e: ConfigError) -> ExitCode {
     eprintln!("supervisor: {e}");
     ExitCode::from(config::EXIT_CONFIG as u8)
 }
 
-fn resolve(data_dir: DataDir, args: RunArgs) -> Result<RunConfig, ConfigError> {
+fn resolve(data_dir: DataDir, args: RunArgs, open_files: u64) -> Result<RunConfig, ConfigError> {
     let default_repo = supervisor::binary::source_checkout().filter(|p| p.join(".git").exists());
     Ok(RunConfig {
         data_dir,
@@ -170,6 +182,8 @@ fn resolve(data_dir: DataDir, args: RunArgs) -> Result<RunConfig, ConfigError> {
         build_timeout: Duration::from_millis(args.build_timeout_ms),
         git_timeout: Duration::from_millis(args.git_timeout_ms),
         supervisor_probation: Duration::from_millis(args.supervisor_probation_ms),
+        open_files,
+        control_timeout: Duration::from_millis(args.control_timeout_ms),
     })
 }
 
@@ -183,7 +197,7 @@ fn run(data_dir: DataDir, args: RunArgs, open_files: shared::fdlimit::FdLimit) -
         }
         None => None,
     };
-    let cfg = match resolve(data_dir, args) {
+    let cfg = match resolve(data_dir, args, open_files.soft) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("supervisor: {e}");
@@ -282,6 +296,13 @@ fn status(data_dir: &DataDir, json: bool) -> i32 {
         Ok(a) => a,
         Err(e) => return not_running(data_dir, &e),
     };
+    if answer["ok"] == false {
+        // Running, but not answering this now: stopping, or every control
+        // connection is busy.
+        let error = answer["error"].as_str().unwrap_or("no reason given");
+        eprintln!("supervisor: {error}");
+        return exit::FAILURE;
+    }
     let ready = answer["worker"]["state"] == "ready";
     if json {
         println!("{answer}");

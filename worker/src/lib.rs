@@ -2,6 +2,7 @@
 //! API (INTERFACE §4, §5). `main.rs` parses arguments and calls [`run`].
 
 pub mod call;
+pub mod conn;
 pub mod limits;
 pub mod listener;
 pub mod server;
@@ -32,6 +33,13 @@ pub struct Config {
     pub open_files: u64,
     /// How long connections get to finish once a stop begins.
     pub drain_timeout: Duration,
+    /// Request bytes all connections may buffer beyond their own
+    /// `limits::CONNECTION_BUFFER` (`--request-budget-bytes`).
+    pub request_budget: u64,
+    /// `--idle-timeout-ms`.
+    pub idle_timeout: Duration,
+    /// `--write-timeout-ms`.
+    pub write_timeout: Duration,
 }
 
 /// Exit statuses of the worker (README "Exit codes").
@@ -141,6 +149,9 @@ pub async fn run(config: Config, inherited: Inherited) -> Result<(), RunError> {
         owner_uid,
         max_connections,
         drain_timeout: config.drain_timeout,
+        budget: limits::RequestBudget::new(config.request_budget),
+        idle_timeout: config.idle_timeout,
+        write_timeout: config.write_timeout,
     };
     let server = tokio::spawn(server::serve(listener, store.clone(), options, stop_rx));
     info!(

@@ -1,4 +1,5 @@
-//! How many clients the worker serves at once, given its open-file limit.
+//! What clients may cost the worker: how many it serves at once, given
+//! its open-file limit, and how many request bytes they may make it hold.
 //!
 //! Every client connection holds one file descriptor. If the worker
 //! accepted connections until `accept` failed with EMFILE, a client over
@@ -7,6 +8,11 @@
 //! stays below the open-file limit by [`FD_RESERVE`]: a client over the
 //! cap is accepted and answered `unavailable` (INTERFACE §5), which needs
 //! one descriptor for the moment it takes to write that line.
+
+use std::sync::Arc;
+
+use shared::protocol::MAX_LINE;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Descriptors kept out of the connection cap, for what the worker holds
 /// besides its clients. Counted on Linux and macOS:
@@ -32,6 +38,79 @@ pub fn connection_cap(max_connections: usize, open_files: u64) -> usize {
     max_connections.min(allowed).max(1)
 }
 
+/// Request bytes every connection may buffer without touching the shared
+/// budget: enough for any everyday request, so a small `ping` is read and
+/// answered even while the budget is spent. 1024 connections hold 8 MiB.
+pub const CONNECTION_BUFFER: usize = 8 * 1024;
+
+/// What a connection takes from the budget once its request outgrows
+/// [`CONNECTION_BUFFER`]: room for the longest request line and its
+/// newline. Taken whole, so a request that has started arriving can always
+/// finish; two requests each holding half the room they need would wait
+/// for each other forever.
+pub const LARGE_REQUEST: usize = MAX_LINE + 1 - CONNECTION_BUFFER;
+
+/// The default budget for request bytes beyond [`CONNECTION_BUFFER`],
+/// shared by all connections (`--request-budget-bytes`): 64 MiB.
+pub const DEFAULT_REQUEST_BUDGET: u64 = 64 * 1024 * 1024;
+
+/// The default for `--idle-timeout-ms`: a connection that has not
+/// finished its next request line for this long is closed.
+pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = 60_000;
+
+/// The default for `--write-timeout-ms`: a connection whose client takes
+/// no part of an answer for this long is closed.
+pub const DEFAULT_WRITE_TIMEOUT_MS: u64 = 10_000;
+
+/// The shared budget for request bytes: [`LARGE_REQUEST`]-sized slots,
+/// handed out first come, first served. A connection waiting for a slot
+/// is not read from (backpressure), so the worker never holds more than
+/// the budget plus [`CONNECTION_BUFFER`] per connection.
+#[derive(Debug, Clone)]
+pub struct RequestBudget {
+    slots: Arc<Semaphore>,
+    total: usize,
+}
+
+/// One [`LARGE_REQUEST`] slot, given back when dropped.
+#[derive(Debug)]
+pub struct LargeRequest(#[allow(dead_code)] OwnedSemaphorePermit);
+
+impl RequestBudget {
+    /// A budget of `bytes`, rounded down to whole slots, and never less
+    /// than one (a budget below one large request still lets one through
+    /// at a time).
+    pub fn new(bytes: u64) -> RequestBudget {
+        let slots = usize::try_from(bytes / LARGE_REQUEST as u64)
+            .unwrap_or(usize::MAX)
+            .clamp(1, Semaphore::MAX_PERMITS);
+        RequestBudget {
+            slots: Arc::new(Semaphore::new(slots)),
+            total: slots,
+        }
+    }
+
+    /// Waits for a slot.
+    pub async fn reserve(&self) -> LargeRequest {
+        let permit = Arc::clone(&self.slots)
+            .acquire_owned()
+            .await
+            .expect("the budget's semaphore is never closed");
+        LargeRequest(permit)
+    }
+
+    /// Bytes handed out now.
+    pub fn used(&self) -> u64 {
+        let used = self.total - self.slots.available_permits();
+        (used * LARGE_REQUEST) as u64
+    }
+
+    /// The whole budget in bytes (whole slots).
+    pub fn bytes(&self) -> u64 {
+        (self.total * LARGE_REQUEST) as u64
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,5 +132,31 @@ mod tests {
         assert_eq!(connection_cap(1024, 10), 1);
         assert_eq!(connection_cap(1024, 0), 1);
         assert_eq!(connection_cap(0, 10240), 1);
+    }
+
+    #[test]
+    fn the_default_budget_holds_64_large_requests() {
+        let budget = RequestBudget::new(DEFAULT_REQUEST_BUDGET);
+        assert_eq!(budget.bytes(), 64 * LARGE_REQUEST as u64);
+        assert!(budget.bytes() <= DEFAULT_REQUEST_BUDGET);
+        assert_eq!(RequestBudget::new(1).bytes(), LARGE_REQUEST as u64);
+        assert_eq!(CONNECTION_BUFFER + LARGE_REQUEST, MAX_LINE + 1);
+    }
+
+    #[tokio::test]
+    async fn slots_come_back_when_dropped() {
+        let budget = RequestBudget::new(2 * LARGE_REQUEST as u64);
+        let a = budget.reserve().await;
+        let _b = budget.reserve().await;
+        assert_eq!(budget.used(), budget.bytes());
+        let waiting = tokio::spawn({
+            let budget = budget.clone();
+            async move { budget.reserve().await }
+        });
+        drop(a);
+        let _c = waiting
+            .await
+            .expect("the third request gets the freed slot");
+        assert_eq!(budget.used(), budget.bytes());
     }
 }

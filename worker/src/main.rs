@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use shared::config;
 use shared::paths::DataDir;
 use worker::call::{call, CallOp};
+use worker::limits;
 use worker::listener::Inherited;
 use worker::store::StoreOptions;
 use worker::{exit, run, Config};
@@ -33,6 +34,21 @@ struct Cli {
     /// Most client connections served at once (lowered to fit the open-file limit)
     #[arg(long, value_name = "N", default_value_t = 1024)]
     max_connections: usize,
+
+    /// Request bytes all connections together may buffer beyond 8 KiB each; over it, large requests wait their turn
+    #[arg(long, value_name = "BYTES", default_value_t = limits::DEFAULT_REQUEST_BUDGET,
+          value_parser = budget_bytes)]
+    request_budget_bytes: u64,
+
+    /// Close a connection that has not finished its next request line for this long
+    #[arg(long, value_name = "MS", default_value_t = limits::DEFAULT_IDLE_TIMEOUT_MS,
+          value_parser = positive_ms)]
+    idle_timeout_ms: u64,
+
+    /// Close a connection whose client reads none of its answers for this long
+    #[arg(long, value_name = "MS", default_value_t = limits::DEFAULT_WRITE_TIMEOUT_MS,
+          value_parser = positive_ms)]
+    write_timeout_ms: u64,
 
     #[command(subcommand)]
     command: Option<Command>,
@@ -83,6 +99,9 @@ fn main() -> ExitCode {
         max_connections: cli.max_connections.max(1),
         open_files: open_files.soft,
         drain_timeout: Duration::from_secs(3),
+        request_budget: cli.request_budget_bytes,
+        idle_timeout: Duration::from_millis(cli.idle_timeout_ms),
+        write_timeout: Duration::from_millis(cli.write_timeout_ms),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -102,6 +121,26 @@ fn main() -> ExitCode {
             say(&format!("worker: {e}"));
             code(e.exit_code())
         }
+    }
+}
+
+/// A duration flag: whole milliseconds, at least 1.
+fn positive_ms(raw: &str) -> Result<u64, String> {
+    match raw.trim().parse::<u64>() {
+        Ok(ms) if ms >= 1 => Ok(ms),
+        _ => Err("expected a whole number of milliseconds, at least 1".into()),
+    }
+}
+
+/// `--request-budget-bytes`: room for at least one request of the largest size.
+fn budget_bytes(raw: &str) -> Result<u64, String> {
+    let min = limits::LARGE_REQUEST as u64;
+    match raw.trim().parse::<u64>() {
+        Ok(bytes) if bytes >= min => Ok(bytes),
+        _ => Err(format!(
+            "expected a whole number of bytes, at least {min} (room for one request of the \
+             largest size)"
+        )),
     }
 }
 

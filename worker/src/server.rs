@@ -5,13 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use shared::accept_log::{self, AcceptFailures};
-use shared::protocol::{ApiError, ErrorCode, Request, Response, MAX_LINE};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
+use shared::protocol::{ApiError, ErrorCode, Request, Response};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
+use crate::conn;
+use crate::limits::RequestBudget;
 use crate::store::Store;
 
 /// Limits and identity the server enforces.
@@ -24,6 +25,14 @@ pub struct ServerOptions {
     pub max_connections: usize,
     /// How long open connections get to finish once shutdown starts.
     pub drain_timeout: Duration,
+    /// Request bytes beyond each connection's own buffer, shared by all.
+    pub budget: RequestBudget,
+    /// A connection that has not finished a request line for this long
+    /// is closed.
+    pub idle_timeout: Duration,
+    /// A connection whose client takes none of its answers for this long
+    /// is closed.
+    pub write_timeout: Duration,
 }
 
 /// Serves until `shutdown` turns true, then stops accepting, lets every
@@ -34,7 +43,13 @@ pub async fn serve(
     options: ServerOptions,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let active = Arc::new(AtomicUsize::new(0));
+    let max_connections = options.max_connections;
+    let drain_timeout = options.drain_timeout;
+    let owner_uid = options.owner_uid;
+    let shared = Arc::new(Shared {
+        options,
+        active: AtomicUsize::new(0),
+    });
     let mut tasks = JoinSet::new();
     let mut failures = AcceptFailures::new("the session socket");
     loop {
@@ -65,7 +80,7 @@ pub async fn serve(
                     }
                 };
                 match stream.peer_cred() {
-                    Ok(cred) if cred.uid() == options.owner_uid => {}
+                    Ok(cred) if cred.uid() == owner_uid => {}
                     Ok(cred) => {
                         warn!(uid = cred.uid(), "refused a connection from another user");
                         continue;
@@ -75,23 +90,23 @@ pub async fn serve(
                         continue;
                     }
                 }
-                if active.load(Ordering::Relaxed) >= options.max_connections {
-                    refuse(stream, options.max_connections);
+                if shared.active.load(Ordering::Relaxed) >= max_connections {
+                    refuse(stream, max_connections);
                     continue;
                 }
-                active.fetch_add(1, Ordering::Relaxed);
-                let (store, shutdown, active) = (store.clone(), shutdown.clone(), active.clone());
+                shared.active.fetch_add(1, Ordering::Relaxed);
+                let (store, shutdown, shared) = (store.clone(), shutdown.clone(), shared.clone());
                 tasks.spawn(async move {
-                    if let Err(e) = connection(stream, &store, shutdown, &active).await {
+                    if let Err(e) = conn::serve(stream, &store, shutdown, &shared).await {
                         debug!(error = %e, "connection ended with an error");
                     }
-                    active.fetch_sub(1, Ordering::Relaxed);
+                    shared.active.fetch_sub(1, Ordering::Relaxed);
                 });
             }
         }
     }
     drop(listener);
-    let drained = tokio::time::timeout(options.drain_timeout, async {
+    let drained = tokio::time::timeout(drain_timeout, async {
         while tasks.join_next().await.is_some() {}
     })
     .await;
@@ -127,146 +142,16 @@ fn refuse(stream: UnixStream, max: usize) {
     }
 }
 
-/// How long a stopping worker waits for the first request of a
-/// connection it has accepted but not yet heard from.
-const FIRST_REQUEST_GRACE: Duration = Duration::from_millis(200);
-
-enum Line {
-    /// A whole line is in the buffer (newline removed).
-    Complete,
-    /// The peer closed; a partial line, if any, is dropped.
-    Eof,
-    /// More than `MAX_LINE` bytes without a newline.
-    TooLarge,
+/// What every connection task shares.
+#[derive(Debug)]
+pub struct Shared {
+    pub options: ServerOptions,
+    /// Connections open now.
+    pub active: AtomicUsize,
 }
 
-/// Reads up to the next newline into `buf`, never holding more than
-/// `MAX_LINE + 1` bytes. Cancel-safe: bytes read stay in `buf`.
-async fn read_line<R: AsyncBufReadExt + Unpin>(
-    r: &mut R,
-    buf: &mut Vec<u8>,
-) -> std::io::Result<Line> {
-    loop {
-        let available = r.fill_buf().await?;
-        if available.is_empty() {
-            return Ok(Line::Eof);
-        }
-        if let Some(i) = available.iter().position(|b| *b == b'\n') {
-            if buf.len() + i > MAX_LINE {
-                return Ok(Line::TooLarge);
-            }
-            buf.extend_from_slice(&available[..i]);
-            r.consume(i + 1);
-            return Ok(Line::Complete);
-        }
-        let n = available.len();
-        if buf.len() + n > MAX_LINE {
-            return Ok(Line::TooLarge);
-        }
-        buf.extend_from_slice(available);
-        r.consume(n);
-    }
-}
-
-/// Discards the rest of an oversized line (bounded), so the peer can read
-/// our error before the connection closes.
-async fn discard_rest<R: AsyncBufReadExt + Unpin>(r: &mut R) {
-    let budget = 16 * MAX_LINE;
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        let mut seen = 0usize;
-        loop {
-            let Ok(available) = r.fill_buf().await else {
-                return;
-            };
-            if available.is_empty() {
-                return;
-            }
-            if let Some(i) = available.iter().position(|b| *b == b'\n') {
-                r.consume(i + 1);
-                return;
-            }
-            let n = available.len();
-            r.consume(n);
-            seen += n;
-            if seen > budget {
-                return;
-            }
-        }
-    })
-    .await;
-}
-
-async fn connection(
-    stream: UnixStream,
-    store: &Store,
-    mut shutdown: watch::Receiver<bool>,
-    active: &AtomicUsize,
-) -> std::io::Result<()> {
-    let (r, w) = stream.into_split();
-    let mut reader = BufReader::with_capacity(64 * 1024, r);
-    let mut writer = BufWriter::with_capacity(64 * 1024, w);
-    let mut buf = Vec::new();
-    let mut answered = false;
-    loop {
-        let line = if *shutdown.borrow() {
-            // Stopping: answer what has already arrived. A connection that
-            // has not sent its first request yet was just accepted, so its
-            // request is on the way: give it a moment rather than close it.
-            let grace = if answered || !buf.is_empty() {
-                Duration::ZERO
-            } else {
-                FIRST_REQUEST_GRACE
-            };
-            match tokio::time::timeout(grace, read_line(&mut reader, &mut buf)).await {
-                Ok(line) => line?,
-                Err(_) => break,
-            }
-        } else {
-            tokio::select! {
-                line = read_line(&mut reader, &mut buf) => line?,
-                changed = shutdown.changed() => {
-                    if changed.is_err() {
-                        break;
-                    }
-                    continue;
-                }
-            }
-        };
-        match line {
-            Line::Complete => {
-                let response = handle(store, &buf, active).await;
-                buf.clear();
-                answered = true;
-                writer.write_all(&response.to_line()).await?;
-                // Batch answers to pipelined requests, but never hold one
-                // back waiting for a request that has not fully arrived.
-                if !reader.buffer().contains(&b'\n') {
-                    writer.flush().await?;
-                }
-            }
-            Line::Eof => break,
-            Line::TooLarge => {
-                let err = ApiError::new(
-                    ErrorCode::TooLarge,
-                    format!("request line longer than {MAX_LINE} bytes; closing the connection"),
-                );
-                writer.write_all(&Response::Error(err).to_line()).await?;
-                writer.flush().await?;
-                discard_rest(&mut reader).await;
-                break;
-            }
-        }
-    }
-    writer.flush().await?;
-    writer.shutdown().await
-}
-
-/// Answers one request line.
-pub async fn handle(store: &Store, line: &[u8], active: &AtomicUsize) -> Response {
-    let request = match Request::parse(line) {
-        Ok(r) => r,
-        Err(e) => return e.into(),
-    };
+/// Answers one request (`list` is written by `conn`, page by page).
+pub async fn answer(store: &Store, request: Request, shared: &Shared) -> Response {
     match request {
         Request::Ping => Response::Pong {
             pid: std::process::id(),
@@ -288,7 +173,9 @@ pub async fn handle(store: &Store, line: &[u8], active: &AtomicUsize) -> Respons
         Request::List { prefix, limit } => Response::List(store.list(prefix.as_deref(), limit)),
         Request::Stats => {
             let mut stats = store.stats();
-            stats.connections = active.load(Ordering::Relaxed);
+            stats.connections = shared.active.load(Ordering::Relaxed);
+            stats.request_budget = shared.options.budget.bytes();
+            stats.request_budget_used = shared.options.budget.used();
             Response::Stats(stats)
         }
     }

@@ -215,19 +215,31 @@ impl Store {
 
     /// Session headers sorted by id, from `prefix`, at most `limit`.
     pub fn list(&self, prefix: Option<&str>, limit: Option<usize>) -> Vec<SessionHeader> {
+        self.list_after(prefix, None, limit.unwrap_or(usize::MAX))
+    }
+
+    /// Like [`Store::list`], but only ids after `after` (a page of a
+    /// longer list, which `after`, the last id of the previous page, ends).
+    pub fn list_after(
+        &self,
+        prefix: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Vec<SessionHeader> {
         let sessions = self
             .inner
             .sessions
             .read()
             .expect("session map lock poisoned");
         let prefix = prefix.unwrap_or("");
+        let from = match after {
+            Some(after) if after >= prefix => std::ops::Bound::Excluded(after),
+            _ => std::ops::Bound::Included(prefix),
+        };
         sessions
-            .range::<str, _>((
-                std::ops::Bound::Included(prefix),
-                std::ops::Bound::Unbounded,
-            ))
+            .range::<str, _>((from, std::ops::Bound::Unbounded))
             .take_while(|(id, _)| id.starts_with(prefix))
-            .take(limit.unwrap_or(usize::MAX))
+            .take(limit)
             .map(|(_, s)| SessionHeader {
                 id: s.id.clone(),
                 created_at: s.created_at.clone(),
@@ -267,6 +279,8 @@ impl Store {
                 .expect("checkpoint time lock poisoned")
                 .clone(),
             connections: 0,
+            request_budget: 0,
+            request_budget_used: 0,
             sync: shared::sync::data_sync_method().map(str::to_string),
         }
     }

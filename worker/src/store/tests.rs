@@ -175,6 +175,13 @@ async fn list_filters_by_prefix_and_limit_in_id_order() {
     assert_eq!(ids(store.list(Some("a:"), Some(1))), ["a:1"]);
     assert!(store.list(Some("zz"), None).is_empty());
     assert!(store.list(None, Some(0)).is_empty());
+    // Pages: ids after the last one of the previous page.
+    assert_eq!(ids(store.list_after(None, Some("a:2"), 2)), ["ab", "b"]);
+    assert_eq!(
+        ids(store.list_after(Some("a"), Some("a:1"), 9)),
+        ["a:2", "ab"]
+    );
+    assert!(store.list_after(Some("a"), Some("ab"), 9).is_empty());
 }
 
 /// Appends one batch of `payloads` to `j`.

@@ -1,5 +1,14 @@
 //! The control socket (`supervisor.sock`): one JSON request line, one
 //! JSON answer line. Used by `supervisor status`, `restart` and `update`.
+//!
+//! Bounded: at most [`slots::connection_cap`] connections at once (see
+//! `slots` for who gives way at the cap), and a request line must arrive
+//! within the read timeout.
+
+mod client;
+pub mod slots;
+
+pub use client::{parse_status, request, status};
 
 use std::path::Path;
 use std::time::Duration;
@@ -9,11 +18,22 @@ use shared::accept_log::{self, AcceptFailures};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
-use tracing::warn;
+use tracing::{debug, warn};
 
 use crate::actor::Control;
 use crate::status::{SessionsStatus, Status};
 use crate::update::{UpdateRequest, UpdateView};
+
+/// What the control socket allows its clients.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Connections held at once ([`slots::connection_cap`]).
+    pub max_connections: usize,
+    /// A connection that has not sent its whole request line in this long
+    /// is closed; an answer the client does not take in this long is
+    /// dropped.
+    pub read_timeout: Duration,
+}
 
 /// Serves control requests until the actor is gone.
 pub async fn serve(
@@ -23,8 +43,10 @@ pub async fn serve(
     actor: mpsc::Sender<Control>,
     updater: mpsc::Sender<UpdateRequest>,
     view: tokio::sync::watch::Receiver<UpdateView>,
+    limits: Limits,
 ) {
     let mut failures = AcceptFailures::new("the control socket");
+    let mut slots = slots::Slots::new(limits.max_connections);
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(s) => {
@@ -46,15 +68,44 @@ pub async fn serve(
                 continue;
             }
         }
+        if !slots.make_room() {
+            refuse(stream, slots.cap());
+            continue;
+        }
         let (actor, updater, view, worker_sock) = (
             actor.clone(),
             updater.clone(),
             view.clone(),
             worker_sock.clone(),
         );
-        tokio::spawn(async move {
-            let _ = handle(stream, actor, updater, view, &worker_sock).await;
-        });
+        let ticket = slots::Slots::ticket();
+        let task = {
+            let ticket = ticket.clone();
+            tokio::spawn(async move {
+                let served = handle(stream, actor, updater, view, &worker_sock, &ticket, limits);
+                if let Err(e) = served.await {
+                    debug!(error = %e, "a control connection ended with an error");
+                }
+            })
+        };
+        slots.hold(&ticket, task.abort_handle());
+    }
+}
+
+/// Answers that every connection is busy being answered, and closes. The
+/// line is short and the socket new, so the write fits its buffer at once.
+fn refuse(stream: UnixStream, cap: usize) {
+    use std::io::Write;
+    let answer = json!({"ok": false, "error": format!(
+        "the supervisor is answering {cap} control requests already; try again"
+    )});
+    match stream.into_std() {
+        Ok(mut s) => {
+            if let Err(e) = s.write_all(format!("{answer}\n").as_bytes()) {
+                debug!(error = %e, "could not answer a refused control connection");
+            }
+        }
+        Err(e) => debug!(error = %e, "could not answer a refused control connection"),
     }
 }
 
@@ -64,13 +115,24 @@ async fn handle(
     updater: mpsc::Sender<UpdateRequest>,
     view: tokio::sync::watch::Receiver<UpdateView>,
     worker_sock: &Path,
+    ticket: &slots::Ticket,
+    limits: Limits,
 ) -> std::io::Result<()> {
     let (r, mut w) = stream.into_split();
     let mut line = String::new();
-    let n = BufReader::new(r.take(64 * 1024))
-        .read_line(&mut line)
-        .await?;
-    if n == 0 {
+    let mut reader = BufReader::new(r.take(64 * 1024));
+    let read = tokio::time::timeout(limits.read_timeout, reader.read_line(&mut line)).await;
+    let n = match read {
+        Ok(n) => n?,
+        Err(_) => {
+            debug!(
+                timeout_ms = limits.read_timeout.as_millis() as u64,
+                "closed a control connection that sent no request"
+            );
+            return Ok(());
+        }
+    };
+    if n == 0 || !ticket.answering() {
         return Ok(());
     }
     let request: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
@@ -127,7 +189,7 @@ async fn handle(
                             Ok(outcome) => json!({"ok": true, "outcome": outcome}),
                             Err(e) => json!({"ok": false, "error": e}),
                         };
-                        write_answer(&mut w, &body).await?;
+                        write_answer(&mut w, &body, limits.read_timeout).await?;
                         // A self-update waits for this before the exec.
                         let _ = answer.delivered.send(());
                         return Ok(());
@@ -140,17 +202,29 @@ async fn handle(
             json!({"ok": false, "error": "unknown request; expected {\"op\":\"status\"|\"restart\"|\"update\"}"})
         }
     };
-    write_answer(&mut w, &answer).await
+    write_answer(&mut w, &answer, limits.read_timeout).await
 }
 
+/// Writes the answer line; an error if the client takes none of it within
+/// `timeout`.
 async fn write_answer(
     w: &mut tokio::net::unix::OwnedWriteHalf,
     answer: &Value,
+    timeout: Duration,
 ) -> std::io::Result<()> {
     let mut out = serde_json::to_vec(answer).expect("JSON serializes");
     out.push(b'\n');
-    w.write_all(&out).await?;
-    w.shutdown().await
+    let write = async {
+        w.write_all(&out).await?;
+        w.shutdown().await
+    };
+    match tokio::time::timeout(timeout, write).await {
+        Ok(result) => result,
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "the client did not read its answer",
+        )),
+    }
 }
 
 /// The updater's part of the status.
@@ -187,46 +261,4 @@ async fn session_count(worker_sock: &Path) -> Option<u64> {
         .await
         .ok()
         .flatten()
-}
-
-/// Client side: sends one request and reads the answer (blocking).
-pub fn request(sock: &Path, request: &Value, timeout: Option<Duration>) -> std::io::Result<Value> {
-    use std::io::{BufRead, Write};
-    shared::paths::check_socket_path(sock)?;
-    let mut stream = std::os::unix::net::UnixStream::connect(sock)?;
-    stream.set_read_timeout(timeout)?;
-    stream.write_all(format!("{request}\n").as_bytes())?;
-    let mut line = String::new();
-    std::io::BufReader::new(stream).read_line(&mut line)?;
-    serde_json::from_str(&line).map_err(|e| {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("the supervisor answered something that is not JSON: {e}"),
-        )
-    })
-}
-
-/// Asks for the status. A connection closed before the answer (the
-/// supervisor was replacing itself in place at that moment) is retried:
-/// asking for the status twice is harmless.
-pub fn status(sock: &Path) -> std::io::Result<Value> {
-    let ask = || request(sock, &json!({"op": "status"}), Some(Duration::from_secs(5)));
-    let mut last = ask();
-    for _ in 0..3 {
-        match &last {
-            Err(e)
-                if e.kind() == std::io::ErrorKind::InvalidData
-                    || e.kind() == std::io::ErrorKind::ConnectionReset =>
-            {
-                last = ask();
-            }
-            _ => break,
-        }
-    }
-    last
-}
-
-/// Parses a status answer.
-pub fn parse_status(v: Value) -> Result<Status, String> {
-    serde_json::from_value(v).map_err(|e| format!("unexpected status answer: {e}"))
 }
