@@ -6,8 +6,10 @@
 //! own executable; otherwise `cargo build` of the worker in the checkout
 //! the supervisor was built from, into the supervisor's own target dir.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::time::Duration;
 
 use shared::paths::DataDir;
 use tracing::info;
@@ -95,7 +97,8 @@ pub fn build_sibling_worker() -> Result<PathBuf, String> {
         .parent()
         .ok_or("my executable is not in a cargo target dir")?;
     let mut cmd = std::process::Command::new(cargo);
-    cmd.current_dir(&checkout)
+    crate::signals::unblocked(&mut cmd)
+        .current_dir(&checkout)
         .args([
             "build",
             "--locked",
@@ -148,6 +151,84 @@ pub fn deployed_supervisor(dir: &DataDir) -> Option<PathBuf> {
     (candidate.is_file() && (!in_releases || proven)).then_some(candidate)
 }
 
+/// Written beside a release's supervisor just before the first exec of it:
+/// a supervisor neither proven nor tried is a self-update that never
+/// happened (the service stopped while it waited), tried at the next start.
+pub const TRIED_MARKER: &str = "supervisor-tried";
+
+/// The deployed release's own supervisor if it was never run: not this
+/// one, not proven, not tried.
+pub fn untried_supervisor(dir: &DataDir) -> Option<PathBuf> {
+    let (commit, _) = deployed_release(dir)?;
+    let own = releases_dir(dir).join(commit).join("supervisor");
+    let fresh = own.is_file()
+        && !own.with_file_name(PROVEN_MARKER).exists()
+        && !own.with_file_name(TRIED_MARKER).exists();
+    let me = own_exe().ok()?;
+    (fresh && resolve_exe(&own) != me).then_some(own)
+}
+
+/// Notes that `binary`, a release's supervisor, is about to run.
+pub fn mark_tried(dir: &DataDir, binary: &Path) {
+    if is_inside(binary, &releases_dir(dir)) {
+        let _ = shared::fsutil::atomic_write(&binary.with_file_name(TRIED_MARKER), |_| Ok(()));
+    }
+}
+
+/// How long a new supervisor binary gets to answer `--version`.
+pub const TRY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs `bin --version` (stdin closed, in its own process group, killed
+/// after `timeout`) before this process replaces itself with `bin`. `Ok`:
+/// its first line, once it exited 0 and named itself `supervisor`. `Err`:
+/// why it will not do. Blocking.
+pub fn try_supervisor(bin: &Path, timeout: Duration) -> Result<String, String> {
+    let child = crate::signals::unblocked(&mut std::process::Command::new(bin))
+        .arg("--version")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| format!("it does not start: {e}"))?;
+    let group = nix::unistd::Pid::from_raw(child.id() as i32);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = match rx.recv_timeout(timeout) {
+        Ok(Ok(out)) => out,
+        Ok(Err(e)) => return Err(format!("waiting for `--version` failed: {e}")),
+        Err(_) => {
+            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+            return Err(format!(
+                "`--version` did not answer within {} s",
+                timeout.as_secs()
+            ));
+        }
+    };
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let first = said.lines().map(str::trim).find(|l| !l.is_empty());
+    if !out.status.success() {
+        return Err(format!(
+            "`--version` ended with {}: {}",
+            out.status,
+            first.unwrap_or("no output")
+        ));
+    }
+    match first {
+        Some(line) if line.starts_with("supervisor ") => Ok(line.to_string()),
+        other => Err(format!(
+            "`--version` printed {:?}, not a supervisor's version",
+            other.unwrap_or("")
+        )),
+    }
+}
+
 /// Marks the running supervisor, if it is a release's, as proven.
 pub fn mark_proven(dir: &DataDir) {
     let Ok(me) = own_exe() else {
@@ -165,7 +246,6 @@ pub fn mark_proven(dir: &DataDir) {
 /// binary (so a restart after a self-update runs the updated code).
 /// Returns only if it did not (`Some(error)` if it tried and failed).
 pub fn exec_deployed_supervisor(dir: &DataDir) -> Option<String> {
-    use std::os::unix::process::CommandExt;
     let target = deployed_supervisor(dir)?;
     let me = own_exe().ok()?;
     let same = match (std::fs::canonicalize(&target), std::fs::canonicalize(&me)) {
@@ -174,6 +254,9 @@ pub fn exec_deployed_supervisor(dir: &DataDir) -> Option<String> {
     };
     if same {
         return None;
+    }
+    if let Err(e) = try_supervisor(&target, TRY_TIMEOUT) {
+        return Some(format!("{} cannot run: {e}", target.display()));
     }
     let err = std::process::Command::new(&target)
         .args(std::env::args_os().skip(1))

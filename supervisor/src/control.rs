@@ -165,6 +165,7 @@ fn merge_update(status: &mut Status, view: &UpdateView) {
     u.target_commit = view.target_commit.clone();
     u.step_started_at = view.step_started_at.clone();
     u.checkout = view.checkout.clone();
+    u.self_update = view.self_update.clone();
 }
 
 fn gone() -> Value {

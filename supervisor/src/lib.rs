@@ -7,6 +7,7 @@ pub mod binary;
 pub mod control;
 pub mod install;
 pub mod logs;
+pub mod signals;
 pub mod sockets;
 pub mod spawn;
 pub mod status;
@@ -121,7 +122,8 @@ pub enum Start {
 }
 
 /// Runs the service until SIGTERM/SIGINT. The caller holds the lock
-/// (`lock_fd`, handed over on a self-update).
+/// (`lock_fd`, handed over on a self-update) and has called
+/// [`signals::block`] before starting any thread.
 pub async fn run(
     cfg: RunConfig,
     logs: logs::Logs,
@@ -186,8 +188,10 @@ pub async fn run(
         log_dir = %cfg.log_dir.display(),
         "supervisor running"
     );
-    let (updater, update_view) =
+    let signals = signals::Signals::start().map_err(err("cannot start the signal thread"))?;
+    let (mut updater, update_view) =
         update::Updater::new(cfg.clone(), control_tx.clone(), previous_update);
+    updater.watch_worker(actor.watch_settled());
     let (update_tx, update_rx) = mpsc::channel(16);
     let updater = tokio::spawn(updater.run(update_rx));
     let control = tokio::spawn(control::serve(
@@ -198,7 +202,7 @@ pub async fn run(
         update_tx,
         update_view,
     ));
-    let result = actor.run(control_rx).await;
+    let result = actor.run(control_rx, signals).await;
     control.abort();
     updater.abort();
     let _ = std::fs::remove_file(dir.supervisor_sock());

@@ -174,6 +174,12 @@ fn resolve(data_dir: DataDir, args: RunArgs) -> Result<RunConfig, ConfigError> {
 }
 
 fn run(data_dir: DataDir, args: RunArgs, open_files: shared::fdlimit::FdLimit) -> i32 {
+    // Before any thread exists, so that every thread blocks them (see
+    // supervisor::signals): none is lost across a self-update's exec.
+    if let Err(e) = supervisor::signals::block() {
+        eprintln!("supervisor: cannot block SIGTERM, SIGINT and SIGHUP: {e}");
+        return exit::FAILURE;
+    }
     // A self-update re-executes this program with everything handed over.
     let handover = match supervisor::actor::handover::from_env() {
         Some(Ok(h)) => Some(h),

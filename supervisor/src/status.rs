@@ -21,6 +21,10 @@ pub struct SupervisorStatus {
     pub commit: Option<String>,
     pub started_at: String,
     pub uptime_secs: u64,
+    /// Addition: the executable this supervisor runs (links resolved), so
+    /// a person can tell which release's supervisor serves.
+    #[serde(default)]
+    pub binary: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -60,6 +64,10 @@ pub struct UpdateStatus {
     pub target_commit: Option<String>,
     pub step_started_at: Option<String>,
     pub checkout: Option<String>,
+    /// Addition: a self-update waiting for the worker to be ready, or why
+    /// the last one did not happen; null otherwise.
+    #[serde(default)]
+    pub self_update: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -202,10 +210,16 @@ impl Status {
         if let Some(e) = &u.last_error {
             line("last error", e.clone());
         }
+        if let Some(s) = &u.self_update {
+            line("self-update", s.clone());
+        }
         if !u.held_commits.is_empty() {
             line("held", u.held_commits.join(", "));
         }
         line("data", self.paths.data_dir.clone());
+        if let Some(b) = &s.binary {
+            line("supervisor", b.clone());
+        }
         line("logs", self.paths.log_dir.clone());
         if let Some(b) = &w.binary {
             line("binary", b.clone());
