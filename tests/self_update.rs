@@ -450,3 +450,88 @@ fn a_self_update_that_finds_the_worker_not_ready_happens_once_it_is() {
     assert_eq!(p.ping()["ok"], true);
     assert!(sup.try_exit().is_none());
 }
+
+/// SIGKILLs the real supervisor (not its strace) when dropped.
+struct KillOnDrop(Option<u32>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+        }
+    }
+}
+
+#[test]
+fn a_sigterm_while_the_supervisor_replaces_itself_is_not_lost() {
+    support::strace::require_strace();
+    let p = Project::new();
+    let mut sup = p.start();
+    deploy_seed(&p);
+    sup.signal(Signal::SIGTERM);
+    assert!(sup.wait_exit().success());
+
+    // Started again under strace, which holds the exec of the next
+    // release's supervisor 3 s at the kernel's door: the old image is
+    // still whole (every thread alive) while the SIGTERM comes.
+    let sha = p.push("supervisor");
+    let new_bin = p.release(&sha).join("supervisor");
+    let path = format!(
+        "PATH={}:{}",
+        p.bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let args = p.args(&[]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let wrapper = [
+        "env",
+        &path,
+        "strace",
+        "-f",
+        "-qq",
+        "-o",
+        "/dev/null",
+        "-P",
+        new_bin.to_str().unwrap(),
+        "-e",
+        "trace=execve",
+        "-e",
+        "inject=execve:delay_enter=3000000",
+    ];
+    let mut sup = Supervisor::spawn_under(&p.dir, &wrapper, None, &args);
+    let ready = sup.wait_ready();
+    let real_pid = ready["supervisor"]["pid"].as_u64().unwrap() as u32;
+    let _guard = KillOnDrop(Some(real_pid));
+    assert_ne!(real_pid, sup.pid(), "strace runs it");
+    let put = json!({"op": "put", "id": "kept", "data": 1});
+    assert_eq!(Conn::connect(&p.dir.sock()).call(&put)["ok"], true);
+
+    // (The log dir is the first run's too: count, do not just look.)
+    let execs = || {
+        sup.log_text("supervisor")
+            .matches("replacing the supervisor in place")
+            .count()
+    };
+    let before = execs();
+    let mark = sup.log_text("supervisor").len();
+    let update = p.update_in_background();
+    wait_until(DEADLINE, "the exec under way", || {
+        (execs() > before).then_some(())
+    });
+    kill(Pid::from_raw(real_pid as i32), Signal::SIGTERM).unwrap();
+    let out = update.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    // The new image took the SIGTERM: the worker wrote its sessions, and
+    // the supervisor exited 0.
+    let status = sup.wait_exit();
+    let log = sup.log_text("supervisor");
+    assert!(status.success(), "{status}: {log}");
+    let new = &log[mark..];
+    let resumed = new
+        .find("supervisor re-executed")
+        .unwrap_or_else(|| panic!("the new image did not run: {new}"));
+    assert!(new[resumed..].contains("stopping the service"), "{new}");
+    assert!(!support::supervisor::alive(worker_pid(&ready)));
+    let snapshot = p.dir.snapshot();
+    assert_eq!(snapshot["kept"]["data"], 1);
+}

@@ -217,12 +217,12 @@ impl Status {
             line("held", u.held_commits.join(", "));
         }
         line("data", self.paths.data_dir.clone());
-        if let Some(b) = &s.binary {
-            line("supervisor", b.clone());
-        }
         line("logs", self.paths.log_dir.clone());
         if let Some(b) = &w.binary {
             line("binary", b.clone());
+        }
+        if let Some(b) = &s.binary {
+            line("sup binary", b.clone());
         }
         if let Some(sv) = &self.service {
             let path = sv.unit_path.as_deref().unwrap_or("no home directory");
