@@ -293,7 +293,7 @@ fn worker_only_deploys_keep_the_running_supervisors_release_and_a_restart_runs_i
     // Stopped and started again as launchd would: the same supervisor runs.
     sup.signal(Signal::SIGTERM);
     assert!(sup.wait_exit().success());
-    let _again = p.start();
+    let mut again = p.start();
     let s = p.status();
     assert_eq!(
         s["supervisor"]["binary"],
@@ -305,6 +305,34 @@ fn worker_only_deploys_keep_the_running_supervisors_release_and_a_restart_runs_i
         s["worker"]["binary"],
         p.release(last).join("worker").to_str().unwrap()
     );
+    assert!(s["update"]["self_update"].is_null(), "{s}");
+    again.signal(Signal::SIGTERM);
+    assert!(again.wait_exit().success());
+
+    // Damaged since (it exits at once): a start tries it, keeps the
+    // supervisor it was started as, and says why.
+    let sup_bin = release.join("supervisor");
+    fs::remove_file(&sup_bin).unwrap();
+    script(
+        &sup_bin,
+        "#!/bin/sh\necho 'damaged on purpose' >&2\nexit 1\n",
+    );
+    let again = p.start();
+    let s = p.status();
+    assert_eq!(s["supervisor"]["pid"], again.pid());
+    assert_eq!(
+        s["supervisor"]["binary"],
+        real(Path::new(supervisor_bin())).as_str()
+    );
+    let why = s["update"]["self_update"].as_str().unwrap_or_default();
+    for words in [
+        sup_bin.to_str().unwrap(),
+        "damaged on purpose",
+        "this one runs",
+    ] {
+        assert!(why.contains(words), "{words:?} missing from {why:?}");
+    }
+    assert_eq!(s["worker"]["state"], "ready");
 }
 
 #[test]

@@ -242,10 +242,23 @@ pub fn mark_proven(dir: &DataDir) {
     }
 }
 
+/// Why this start did not run the deployed release's supervisor, if it
+/// tried (for `status`: see [`exec_deployed_supervisor`]).
+pub static NOT_EXECUTED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 /// Re-executes the deployed release's supervisor if this is another
-/// binary (so a restart after a self-update runs the updated code).
-/// Returns only if it did not (`Some(error)` if it tried and failed).
+/// binary (so a restart after a self-update runs the updated code), once
+/// it has answered `--version`. Returns only if it did not (`Some(error)`
+/// if it tried and failed; also kept in [`NOT_EXECUTED`]).
 pub fn exec_deployed_supervisor(dir: &DataDir) -> Option<String> {
+    let error = exec_deployed(dir)?;
+    let _ = NOT_EXECUTED.set(format!(
+        "the deployed supervisor was not started: {error}; this one runs instead"
+    ));
+    Some(error)
+}
+
+fn exec_deployed(dir: &DataDir) -> Option<String> {
     let target = deployed_supervisor(dir)?;
     let me = own_exe().ok()?;
     let same = match (std::fs::canonicalize(&target), std::fs::canonicalize(&me)) {

@@ -234,6 +234,9 @@ fn run(data_dir: DataDir, args: RunArgs, open_files: shared::fdlimit::FdLimit) -
         }
     };
     open_files.log();
+    if let Some(e) = supervisor::binary::NOT_EXECUTED.get() {
+        tracing::error!("{e}");
+    }
     if handover.is_none()
         && cfg.worker_bin.is_none()
         && supervisor::binary::resolve(None, &cfg.data_dir).is_none()

@@ -113,6 +113,8 @@ impl Updater {
             held_commits: held.commits(),
             target_commit: None,
             step_started_at: None,
+            // Why this start is not on the deployed release's supervisor.
+            self_update: binary::NOT_EXECUTED.get().cloned(),
             ..previous.unwrap_or_default()
         };
         let (tx, rx) = watch::channel(view);
