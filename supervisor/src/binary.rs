@@ -9,7 +9,6 @@
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::Duration;
 
 use shared::paths::DataDir;
 use tracing::info;
@@ -175,60 +174,6 @@ pub fn mark_tried(dir: &DataDir, binary: &Path) {
     }
 }
 
-/// How long a new supervisor binary gets to answer `--version`.
-pub const TRY_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Runs `bin --version` (stdin closed, in its own process group, killed
-/// after `timeout`) before this process replaces itself with `bin`. `Ok`:
-/// its first line, once it exited 0 and named itself `supervisor`. `Err`:
-/// why it will not do. Blocking.
-pub fn try_supervisor(bin: &Path, timeout: Duration) -> Result<String, String> {
-    let child = crate::signals::unblocked(&mut std::process::Command::new(bin))
-        .arg("--version")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .map_err(|e| format!("it does not start: {e}"))?;
-    let group = nix::unistd::Pid::from_raw(child.id() as i32);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    let out = match rx.recv_timeout(timeout) {
-        Ok(Ok(out)) => out,
-        Ok(Err(e)) => return Err(format!("waiting for `--version` failed: {e}")),
-        Err(_) => {
-            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
-            return Err(format!(
-                "`--version` did not answer within {} s",
-                timeout.as_secs()
-            ));
-        }
-    };
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let first = said.lines().map(str::trim).find(|l| !l.is_empty());
-    if !out.status.success() {
-        return Err(format!(
-            "`--version` ended with {}: {}",
-            out.status,
-            first.unwrap_or("no output")
-        ));
-    }
-    match first {
-        Some(line) if line.starts_with("supervisor ") => Ok(line.to_string()),
-        other => Err(format!(
-            "`--version` printed {:?}, not a supervisor's version",
-            other.unwrap_or("")
-        )),
-    }
-}
-
 /// Marks the running supervisor, if it is a release's, as proven.
 pub fn mark_proven(dir: &DataDir) {
     let Ok(me) = own_exe() else {
@@ -268,7 +213,7 @@ fn exec_deployed(dir: &DataDir) -> Option<String> {
     if same {
         return None;
     }
-    if let Err(e) = try_supervisor(&target, TRY_TIMEOUT) {
+    if let Err(e) = crate::trial::try_supervisor(&target, crate::trial::TRY_TIMEOUT) {
         return Some(format!("{} cannot run: {e}", target.display()));
     }
     let err = std::process::Command::new(&target)

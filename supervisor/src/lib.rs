@@ -12,6 +12,7 @@ pub mod sockets;
 pub mod spawn;
 pub mod status;
 pub mod tools;
+pub mod trial;
 pub mod update;
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};

@@ -28,9 +28,11 @@ pub(super) async fn settled(rx: &mut Option<watch::Receiver<bool>>) -> bool {
 /// `binary --version`, off the async runtime's thread.
 async fn try_binary(binary: &Path) -> Result<String, String> {
     let bin = binary.to_path_buf();
-    tokio::task::spawn_blocking(move || binary::try_supervisor(&bin, binary::TRY_TIMEOUT))
-        .await
-        .unwrap_or_else(|e| Err(format!("the check of {} failed: {e}", binary.display())))
+    tokio::task::spawn_blocking(move || {
+        crate::trial::try_supervisor(&bin, crate::trial::TRY_TIMEOUT)
+    })
+    .await
+    .unwrap_or_else(|e| Err(format!("the check of {} failed: {e}", binary.display())))
 }
 
 impl Updater {
