@@ -236,15 +236,6 @@ impl Actor {
         Ok(())
     }
 
-    fn on_signal(&mut self, signal: nix::sys::signal::Signal) {
-        use nix::sys::signal::Signal::*;
-        match signal {
-            SIGTERM | SIGINT => self.stop(signal.as_str()),
-            SIGHUP => self.restart(None),
-            _ => {}
-        }
-    }
-
     fn next_deadline(&self) -> Option<Instant> {
         match &self.phase {
             Phase::Starting(r) => r.ready_deadline,
