@@ -400,12 +400,28 @@ fn a_new_supervisor_that_cannot_run_is_not_run_and_status_says_why() {
     assert_eq!(s["worker"]["state"], "ready");
 }
 
-#[test]
-fn a_self_update_that_finds_the_worker_not_ready_happens_once_it_is() {
-    let p = Project::new();
+/// A self-update that found the worker not ready and waits.
+struct Waiting {
+    /// The commit whose supervisor waits to run.
+    sha: String,
+    /// The supervisor binary running meanwhile.
+    me: String,
+    /// While this file exists, the release's worker waits at `gate_fifo`.
+    gate: PathBuf,
+    gate_fifo: PathBuf,
+}
+
+/// `supervisor run` whose worker may wait a long time to be ready.
+fn patient(p: &Project) -> Supervisor {
     let mut sup = p.spawn(&["--ready-timeout-ms", "120000"]);
     sup.wait_ready();
-    let me = deploy_seed(&p);
+    sup
+}
+
+/// Deploys a supervisor change whose self-update finds the worker not
+/// ready, and waits until status says it waits.
+fn self_update_waiting(p: &Project) -> Waiting {
+    let me = deploy_seed(p);
     let root = p.dir.root();
 
     // The new release's worker: the real one, started through a script
@@ -463,11 +479,23 @@ fn a_self_update_that_finds_the_worker_not_ready_happens_once_it_is() {
     });
     assert_eq!(s["supervisor"]["binary"], me.as_str(), "{s}");
     assert_eq!(s["worker"]["state"], "starting", "{s}");
+    Waiting {
+        sha,
+        me,
+        gate,
+        gate_fifo,
+    }
+}
 
+#[test]
+fn a_self_update_that_finds_the_worker_not_ready_happens_once_it_is() {
+    let p = Project::new();
+    let mut sup = patient(&p);
+    let w = self_update_waiting(&p);
     // The worker gets ready: the new supervisor takes over, same pid.
-    fs::remove_file(&gate).unwrap();
-    release_fifo(&gate_fifo);
-    let new_bin = real(&p.release(&sha).join("supervisor"));
+    fs::remove_file(&w.gate).unwrap();
+    release_fifo(&w.gate_fifo);
+    let new_bin = real(&p.release(&w.sha).join("supervisor"));
     let s = wait_until(DEADLINE, "the self-update done", || {
         let s = p.status();
         (s["supervisor"]["binary"] == new_bin.as_str()).then_some(s)
@@ -477,6 +505,27 @@ fn a_self_update_that_finds_the_worker_not_ready_happens_once_it_is() {
     assert_eq!(s["worker"]["state"], "ready");
     assert_eq!(p.ping()["ok"], true);
     assert!(sup.try_exit().is_none());
+    assert_ne!(w.me, new_bin);
+}
+
+#[test]
+fn a_self_update_still_waiting_when_the_service_stops_happens_at_the_next_start() {
+    let p = Project::new();
+    let mut sup = patient(&p);
+    let w = self_update_waiting(&p);
+    sup.signal(Signal::SIGTERM);
+    assert!(sup.wait_exit().success());
+    fs::remove_file(&w.gate).unwrap();
+    // Started again: its worker gets ready, then it replaces itself.
+    let again = patient(&p);
+    let new_bin = real(&p.release(&w.sha).join("supervisor"));
+    let s = wait_until(DEADLINE, "the self-update done after a restart", || {
+        let s = p.status();
+        (s["supervisor"]["binary"] == new_bin.as_str()).then_some(s)
+    });
+    assert_eq!(s["supervisor"]["pid"], again.pid());
+    assert_eq!(s["worker"]["state"], "ready");
+    assert!(p.release(&w.sha).join("supervisor-tried").is_file());
 }
 
 /// SIGKILLs the real supervisor (not its strace) when dropped.
