@@ -6,6 +6,7 @@
 //! own executable; otherwise `cargo build` of the worker in the checkout
 //! the supervisor was built from, into the supervisor's own target dir.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
@@ -95,7 +96,8 @@ pub fn build_sibling_worker() -> Result<PathBuf, String> {
         .parent()
         .ok_or("my executable is not in a cargo target dir")?;
     let mut cmd = std::process::Command::new(cargo);
-    cmd.current_dir(&checkout)
+    crate::signals::unblocked(&mut cmd)
+        .current_dir(&checkout)
         .args([
             "build",
             "--locked",
@@ -148,6 +150,30 @@ pub fn deployed_supervisor(dir: &DataDir) -> Option<PathBuf> {
     (candidate.is_file() && (!in_releases || proven)).then_some(candidate)
 }
 
+/// Written beside a release's supervisor just before the first exec of it:
+/// a supervisor neither proven nor tried is a self-update that never
+/// happened (the service stopped while it waited), tried at the next start.
+pub const TRIED_MARKER: &str = "supervisor-tried";
+
+/// The deployed release's own supervisor if it was never run: not this
+/// one, not proven, not tried.
+pub fn untried_supervisor(dir: &DataDir) -> Option<PathBuf> {
+    let (commit, _) = deployed_release(dir)?;
+    let own = releases_dir(dir).join(commit).join("supervisor");
+    let fresh = own.is_file()
+        && !own.with_file_name(PROVEN_MARKER).exists()
+        && !own.with_file_name(TRIED_MARKER).exists();
+    let me = own_exe().ok()?;
+    (fresh && resolve_exe(&own) != me).then_some(own)
+}
+
+/// Notes that `binary`, a release's supervisor, is about to run.
+pub fn mark_tried(dir: &DataDir, binary: &Path) {
+    if is_inside(binary, &releases_dir(dir)) {
+        let _ = shared::fsutil::atomic_write(&binary.with_file_name(TRIED_MARKER), |_| Ok(()));
+    }
+}
+
 /// Marks the running supervisor, if it is a release's, as proven.
 pub fn mark_proven(dir: &DataDir) {
     let Ok(me) = own_exe() else {
@@ -161,11 +187,23 @@ pub fn mark_proven(dir: &DataDir) {
     }
 }
 
+/// Why this start did not run the deployed release's supervisor, if it
+/// tried (for `status`: see [`exec_deployed_supervisor`]).
+pub static NOT_EXECUTED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 /// Re-executes the deployed release's supervisor if this is another
-/// binary (so a restart after a self-update runs the updated code).
-/// Returns only if it did not (`Some(error)` if it tried and failed).
+/// binary (so a restart after a self-update runs the updated code), once
+/// it has answered `--version`. Returns only if it did not (`Some(error)`
+/// if it tried and failed; also kept in [`NOT_EXECUTED`]).
 pub fn exec_deployed_supervisor(dir: &DataDir) -> Option<String> {
-    use std::os::unix::process::CommandExt;
+    let error = exec_deployed(dir)?;
+    let _ = NOT_EXECUTED.set(format!(
+        "the deployed supervisor was not started: {error}; this one runs instead"
+    ));
+    Some(error)
+}
+
+fn exec_deployed(dir: &DataDir) -> Option<String> {
     let target = deployed_supervisor(dir)?;
     let me = own_exe().ok()?;
     let same = match (std::fs::canonicalize(&target), std::fs::canonicalize(&me)) {
@@ -174,6 +212,9 @@ pub fn exec_deployed_supervisor(dir: &DataDir) -> Option<String> {
     };
     if same {
         return None;
+    }
+    if let Err(e) = crate::trial::try_supervisor(&target, crate::trial::TRY_TIMEOUT) {
+        return Some(format!("{} cannot run: {e}", target.display()));
     }
     let err = std::process::Command::new(&target)
         .args(std::env::args_os().skip(1))

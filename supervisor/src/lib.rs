@@ -7,10 +7,12 @@ pub mod binary;
 pub mod control;
 pub mod install;
 pub mod logs;
+pub mod signals;
 pub mod sockets;
 pub mod spawn;
 pub mod status;
 pub mod tools;
+pub mod trial;
 pub mod update;
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -131,7 +133,8 @@ pub enum Start {
 }
 
 /// Runs the service until SIGTERM/SIGINT. The caller holds the lock
-/// (`lock_fd`, handed over on a self-update).
+/// (`lock_fd`, handed over on a self-update) and has called
+/// [`signals::block`] before starting any thread.
 pub async fn run(
     cfg: RunConfig,
     logs: logs::Logs,
@@ -196,8 +199,10 @@ pub async fn run(
         log_dir = %cfg.log_dir.display(),
         "supervisor running"
     );
-    let (updater, update_view) =
+    let signals = signals::Signals::start().map_err(err("cannot start the signal thread"))?;
+    let (mut updater, update_view) =
         update::Updater::new(cfg.clone(), control_tx.clone(), previous_update);
+    updater.watch_worker(actor.watch_settled());
     let (update_tx, update_rx) = mpsc::channel(16);
     let updater = tokio::spawn(updater.run(update_rx));
     let control_limits = control::Limits {
@@ -224,7 +229,7 @@ pub async fn run(
         update_view,
         control_limits,
     ));
-    let result = actor.run(control_rx).await;
+    let result = actor.run(control_rx, signals).await;
     control.abort();
     updater.abort();
     let _ = std::fs::remove_file(dir.supervisor_sock());

@@ -188,6 +188,12 @@ fn resolve(data_dir: DataDir, args: RunArgs, open_files: u64) -> Result<RunConfi
 }
 
 fn run(data_dir: DataDir, args: RunArgs, open_files: shared::fdlimit::FdLimit) -> i32 {
+    // Before any thread exists, so that every thread blocks them (see
+    // supervisor::signals): none is lost across a self-update's exec.
+    if let Err(e) = supervisor::signals::block() {
+        eprintln!("supervisor: cannot block SIGTERM, SIGINT and SIGHUP: {e}");
+        return exit::FAILURE;
+    }
     // A self-update re-executes this program with everything handed over.
     let handover = match supervisor::actor::handover::from_env() {
         Some(Ok(h)) => Some(h),
@@ -242,6 +248,9 @@ fn run(data_dir: DataDir, args: RunArgs, open_files: shared::fdlimit::FdLimit) -
         }
     };
     open_files.log();
+    if let Some(e) = supervisor::binary::NOT_EXECUTED.get() {
+        tracing::error!("{e}");
+    }
     if handover.is_none()
         && cfg.worker_bin.is_none()
         && supervisor::binary::resolve(None, &cfg.data_dir).is_none()

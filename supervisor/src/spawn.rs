@@ -71,14 +71,16 @@ pub fn spawn_worker(
         // Its own process group: a Ctrl-C at the terminal reaches the
         // supervisor only, which then stops the worker in order.
         .process_group(0);
-    // SAFETY: only dup2 runs between fork and exec; it is async-signal-safe,
-    // and errors are returned, never panicked on.
+    // SAFETY: only dup2 and pthread_sigmask run between fork and exec; they
+    // are async-signal-safe, and errors are returned, never panicked on.
     unsafe {
         cmd.pre_exec(move || {
             for (target, source) in [3, 4, 5].into_iter().zip(raw) {
                 nix::unistd::dup2(source, target).map_err(io::Error::from)?;
             }
-            Ok(())
+            // Every supervisor thread blocks SIGTERM (crate::signals); the
+            // worker must not inherit that.
+            crate::signals::unblock_in_child()
         });
     }
     let mut child = cmd

@@ -21,6 +21,10 @@ pub struct SupervisorStatus {
     pub commit: Option<String>,
     pub started_at: String,
     pub uptime_secs: u64,
+    /// Addition: the executable this supervisor runs (links resolved), so
+    /// a person can tell which release's supervisor serves.
+    #[serde(default)]
+    pub binary: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -64,6 +68,10 @@ pub struct UpdateStatus {
     /// commit's fault; null otherwise.
     #[serde(default)]
     pub retry: Option<UpdateRetry>,
+    /// Addition: a self-update waiting for the worker to be ready, or why
+    /// the last one did not happen; null otherwise.
+    #[serde(default)]
+    pub self_update: Option<String>,
 }
 
 /// An update that failed for a reason that is not the commit's fault
@@ -230,6 +238,9 @@ impl Status {
                 format!("not held, failed {} time(s); {when}", r.attempts),
             );
         }
+        if let Some(s) = &u.self_update {
+            line("self-update", s.clone());
+        }
         if !u.held_commits.is_empty() {
             line("held", u.held_commits.join(", "));
         }
@@ -237,6 +248,9 @@ impl Status {
         line("logs", self.paths.log_dir.clone());
         if let Some(b) = &w.binary {
             line("binary", b.clone());
+        }
+        if let Some(b) = &s.binary {
+            line("sup binary", b.clone());
         }
         if let Some(sv) = &self.service {
             let path = sv.unit_path.as_deref().unwrap_or("no home directory");

@@ -46,7 +46,7 @@ pub fn find_tool(name: &str) -> Option<PathBuf> {
 /// not run and what to do, naming `tool`.
 pub fn version(tool: &Path, timeout: Duration) -> Result<String, String> {
     let shown = tool.display();
-    let child = Command::new(tool)
+    let child = crate::signals::unblocked(&mut Command::new(tool))
         .arg("--version")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

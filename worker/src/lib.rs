@@ -64,6 +64,9 @@ pub enum RunError {
     },
     /// The final snapshot failed; the journal still holds every write.
     FinalSnapshot(String),
+    /// Run by hand while the socket is in use (`listener::supervised`,
+    /// `listener::listen`).
+    SocketInUse(String),
 }
 
 impl RunError {
@@ -80,6 +83,7 @@ impl std::fmt::Display for RunError {
         match self {
             RunError::Open(e) => write!(f, "{e}"),
             RunError::Io { what, error } => write!(f, "{what}: {error}"),
+            RunError::SocketInUse(why) => write!(f, "not starting: {why}"),
             RunError::FinalSnapshot(e) => write!(
                 f,
                 "the final snapshot failed ({e}); every write is still in the journal and \
@@ -103,6 +107,13 @@ pub async fn run(config: Config, inherited: Inherited) -> Result<(), RunError> {
     let mut sigusr1 = signal(SignalKind::user_defined1()).map_err(io("cannot handle SIGUSR1"))?;
     let parent_gone = watch_parent(inherited.parent);
 
+    // Run by hand: never while a supervisor runs the service here (and
+    // never on a socket that accepts connections: see `listener::listen`).
+    if inherited.listener.is_none() {
+        if let Some(why) = listener::supervised(&config.data_dir) {
+            return Err(RunError::SocketInUse(why));
+        }
+    }
     let dir = config.data_dir.clone();
     let store_options = config.store.clone();
     let (store, report) = tokio::task::spawn_blocking(move || Store::open(&dir, store_options))
@@ -123,7 +134,13 @@ pub async fn run(config: Config, inherited: Inherited) -> Result<(), RunError> {
         Some(fd) => ListenSource::Inherited(fd),
         None => ListenSource::Bind(config.data_dir.worker_sock()),
     };
-    let (listener, bound_path) = listener::listen(source).map_err(io("cannot listen"))?;
+    let (listener, bound) = listener::listen(source).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AddrInUse => RunError::SocketInUse(e.to_string()),
+        _ => RunError::Io {
+            what: "cannot listen".into(),
+            error: e,
+        },
+    })?;
     let owner_uid = config.data_dir.owner_uid().map_err(io(format!(
         "cannot read the owner of {}",
         config.data_dir.root().display()
@@ -159,8 +176,8 @@ pub async fn run(config: Config, inherited: Inherited) -> Result<(), RunError> {
         replayed = report.replayed_records,
         journals = report.journals,
         took_ms = started.elapsed().as_millis() as u64,
-        socket = %bound_path.as_deref().unwrap_or(config.data_dir.worker_sock().as_path()).display(),
-        inherited = bound_path.is_none(),
+        socket = %config.data_dir.worker_sock().display(),
+        inherited = bound.is_none(),
         "worker ready"
     );
     if let Some(ready) = inherited.ready {
@@ -202,8 +219,8 @@ pub async fn run(config: Config, inherited: Inherited) -> Result<(), RunError> {
         error!(error = %e, "the server task failed");
     }
     let result = store.close().await;
-    if let Some(path) = bound_path {
-        let _ = std::fs::remove_file(path);
+    if let Some(bound) = bound {
+        bound.remove_if_ours();
     }
     match result {
         Ok(info) => {

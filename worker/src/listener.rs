@@ -5,12 +5,21 @@
 //! `LISTEN_FDS=1` (systemd's convention), a pipe to announce readiness on
 //! (`SECOND_BRAIN_READY_FD`) and a pipe whose EOF means the supervisor is
 //! gone (`SECOND_BRAIN_PARENT_FD`).
+//!
+//! Run by hand, it never takes a socket that is in use: not while a
+//! supervisor runs the service on the data directory (between two of its
+//! workers the store lock is free, but `worker.sock` is the supervisor's
+//! listening socket, and removing it leaves every later worker serving a
+//! socket clients cannot reach by path), and not while anything accepts
+//! connections on the path. Only a socket file nobody listens on is stale.
 
 use std::fs;
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
-use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use shared::paths::DataDir;
 
 use nix::sys::socket::{getsockopt, sockopt};
 
@@ -114,8 +123,57 @@ impl Inherited {
     }
 }
 
-/// A tokio listener from `source`; for `Bind`, the path to unlink at exit.
-pub fn listen(source: ListenSource) -> io::Result<(tokio::net::UnixListener, Option<PathBuf>)> {
+/// Why a worker run by hand must not serve `dir`: a supervisor holds the
+/// data directory's lock (it owns `worker.sock` and starts its own
+/// workers). Call before opening the store; `listen` checks the socket.
+pub fn supervised(dir: &DataDir) -> Option<String> {
+    let sock = dir.worker_sock();
+    if let Some(pid) = shared::lock::holder(&dir.supervisor_lock()) {
+        return Some(format!(
+            "a supervisor (pid {pid}) runs the service on {} and owns {}; a worker run by \
+             hand would take that socket from its clients. Use `supervisor status` and \
+             `supervisor restart`, or stop the service first (kill -TERM {pid})",
+            dir.root().display(),
+            sock.display()
+        ));
+    }
+    None
+}
+
+/// Why `sock` is not stale: something accepts connections on it.
+fn live(sock: &Path) -> Option<String> {
+    std::os::unix::net::UnixStream::connect(sock).ok()?;
+    Some(format!(
+        "{} accepts connections: another process serves it; stop that one first",
+        sock.display()
+    ))
+}
+
+/// A socket this worker bound: removed at exit only if the path still
+/// names it (not a socket someone bound there since).
+#[derive(Debug)]
+pub struct Bound {
+    pub path: PathBuf,
+    id: (u64, u64),
+}
+
+impl Bound {
+    pub fn remove_if_ours(self) {
+        match fs::symlink_metadata(&self.path) {
+            Ok(m) if (m.dev(), m.ino()) == self.id => {
+                let _ = fs::remove_file(&self.path);
+            }
+            _ => tracing::warn!(
+                socket = %self.path.display(),
+                "the socket path no longer names this worker's socket; left as it is"
+            ),
+        }
+    }
+}
+
+/// A tokio listener from `source`; for `Bind`, the socket to remove at
+/// exit. Binding refuses (`AddrInUse`) a path something listens on.
+pub fn listen(source: ListenSource) -> io::Result<(tokio::net::UnixListener, Option<Bound>)> {
     match source {
         ListenSource::Inherited(fd) => {
             let std_listener = std::os::unix::net::UnixListener::from(fd);
@@ -124,14 +182,18 @@ pub fn listen(source: ListenSource) -> io::Result<(tokio::net::UnixListener, Opt
             Ok((tokio::net::UnixListener::from_std(std_listener)?, None))
         }
         ListenSource::Bind(path) => {
-            // The store lock is held: no live worker listens on it.
+            if let Some(why) = live(&path) {
+                return Err(io::Error::new(io::ErrorKind::AddrInUse, why));
+            }
             shared::fsutil::remove_stale_socket(&path)?;
             shared::paths::check_socket_path(&path)?;
             let listener = tokio::net::UnixListener::bind(&path).map_err(|e| {
                 io::Error::new(e.kind(), format!("cannot bind {}: {e}", path.display()))
             })?;
             fs::set_permissions(&path, fs::Permissions::from_mode(0o600))?;
-            Ok((listener, Some(path)))
+            let m = fs::symlink_metadata(&path)?;
+            let id = (m.dev(), m.ino());
+            Ok((listener, Some(Bound { path, id })))
         }
     }
 }

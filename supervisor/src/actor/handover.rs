@@ -2,6 +2,11 @@
 //! launchd sees no exit; the listening socket, the control socket, the
 //! lock, the worker's pipes and the actor's state are handed to the new
 //! program image through `execve`. The worker keeps running throughout.
+//!
+//! No stop or restart signal is lost across the exec: see `crate::signals`
+//! (every thread blocks them all the time; the one thread that takes them
+//! is paused before the exec, and what it already took is handled here
+//! instead of exec'ing).
 
 use std::ffi::CString;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
@@ -10,9 +15,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use nix::fcntl::{fcntl, FcntlArg, FdFlag};
-use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use serde::{Deserialize, Serialize};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use super::{Actor, Phase, Running};
 
@@ -71,20 +75,22 @@ pub fn set_cloexec(fd: RawFd, on: bool) -> nix::Result<()> {
     fcntl(fd, FcntlArg::F_SETFD(flags)).map(|_| ())
 }
 
-const HANDED_SIGNALS: [Signal; 3] = [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP];
-
-fn signal_set() -> SigSet {
-    let mut set = SigSet::empty();
-    for s in HANDED_SIGNALS {
-        set.add(s);
-    }
-    set
+/// Why a re-exec did not happen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReExecError {
+    /// Not possible right now (the worker is not ready, a signal came):
+    /// try again once the worker is ready.
+    NotNow(String),
+    /// The exec itself failed: this binary will not do.
+    Failed(String),
 }
 
-/// Lets stop and restart signals through again (after a re-exec they were
-/// blocked so that none is lost while the new image sets up its handlers).
-pub fn unblock_signals() {
-    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&signal_set()), None);
+impl std::fmt::Display for ReExecError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReExecError::NotNow(s) | ReExecError::Failed(s) => f.write_str(s),
+        }
+    }
 }
 
 /// Takes the handover from the environment, if this process is a re-exec.
@@ -109,15 +115,15 @@ impl Actor {
         &mut self,
         binary: &Path,
         view: crate::update::UpdateView,
-    ) -> Result<(), String> {
+    ) -> Result<(), ReExecError> {
         let Phase::Ready(run) = &self.phase else {
-            return Err(format!(
-                "the worker is {}, not ready; not now",
+            return Err(ReExecError::NotNow(format!(
+                "the worker is {}, not ready",
                 self.phase.name()
-            ));
+            )));
         };
         if run.candidate.is_some() || self.pending.is_some() {
-            return Err("a swap is in progress; not now".into());
+            return Err(ReExecError::NotNow("a swap is in progress".into()));
         }
         let state = Handover {
             listener_fd: std::os::fd::AsRawFd::as_raw_fd(&self.listener),
@@ -144,11 +150,12 @@ impl Actor {
             },
             update: Some(view),
         };
-        let json = serde_json::to_string(&state).map_err(|e| e.to_string())?;
-        let path = cstring(binary.as_os_str().as_bytes())?;
+        let failed = ReExecError::Failed;
+        let json = serde_json::to_string(&state).map_err(|e| failed(e.to_string()))?;
+        let path = cstring(binary.as_os_str().as_bytes()).map_err(failed)?;
         let mut args = vec![path.clone()];
         for a in std::env::args_os().skip(1) {
-            args.push(cstring(a.as_bytes())?);
+            args.push(cstring(a.as_bytes()).map_err(failed)?);
         }
         let mut env = Vec::new();
         for (k, v) in std::env::vars_os() {
@@ -156,26 +163,54 @@ impl Actor {
                 let mut kv = k.as_bytes().to_vec();
                 kv.push(b'=');
                 kv.extend_from_slice(v.as_bytes());
-                env.push(cstring(&kv)?);
+                env.push(cstring(&kv).map_err(failed)?);
             }
         }
-        env.push(cstring(format!("{HANDOVER_ENV}={json}").as_bytes())?);
+        env.push(cstring(format!("{HANDOVER_ENV}={json}").as_bytes()).map_err(failed)?);
 
-        info!(binary = %binary.display(), worker = run.pid, "replacing the supervisor in place");
-        for fd in state.fds() {
-            set_cloexec(fd, false).map_err(|e| format!("cannot hand over fd {fd}: {e}"))?;
+        // From here until the exec no thread takes a signal: one that
+        // comes stays pending and the new image takes it.
+        let signals = self.signals.as_mut().expect("the actor is running");
+        let taken = signals.pause().map_err(ReExecError::NotNow)?;
+        if !taken.is_empty() {
+            signals.resume();
+            let names: Vec<&str> = taken.iter().map(|s| s.as_str()).collect();
+            warn!(signals = ?names, "a signal came just before the supervisor replaced itself; handling it first");
+            for signal in taken {
+                self.on_signal(signal);
+            }
+            return Err(ReExecError::NotNow(format!(
+                "{} came first",
+                names.join(" and ")
+            )));
         }
-        let mask = signal_set();
-        let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None);
-        let err =
-            nix::unistd::execve(&path, &args, &env).expect_err("execve returns only on failure");
+        info!(binary = %binary.display(), worker = run.pid, "replacing the supervisor in place");
+        crate::binary::mark_tried(&self.cfg.data_dir, binary);
+        let mut handed = Ok(());
+        for fd in state.fds() {
+            if let Err(e) = set_cloexec(fd, false) {
+                handed = Err(format!("cannot hand over fd {fd}: {e}"));
+                break;
+            }
+        }
+        let err = match handed {
+            Ok(()) => nix::unistd::execve(&path, &args, &env)
+                .expect_err("execve returns only on failure")
+                .to_string(),
+            Err(e) => e,
+        };
         // Still here: undo and go on as before.
-        unblock_signals();
         for fd in state.fds() {
             let _ = set_cloexec(fd, true);
         }
+        if let Some(signals) = self.signals.as_mut() {
+            signals.resume();
+        }
         error!(error = %err, binary = %binary.display(), "cannot re-execute the supervisor");
-        Err(format!("exec of {} failed: {err}", binary.display()))
+        Err(ReExecError::Failed(format!(
+            "exec of {} failed: {err}",
+            binary.display()
+        )))
     }
 
     /// Rebuilds the actor in a re-executed supervisor around the worker

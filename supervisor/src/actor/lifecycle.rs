@@ -9,6 +9,15 @@ use tracing::info;
 use super::{signal_worker, Actor, DeployError, Phase, RestartDone, Running, Then};
 
 impl Actor {
+    /// SIGTERM and SIGINT stop the service; SIGHUP restarts the worker.
+    pub(super) fn on_signal(&mut self, signal: Signal) {
+        match signal {
+            Signal::SIGTERM | Signal::SIGINT => self.stop(signal.as_str()),
+            Signal::SIGHUP => self.restart(None),
+            _ => {}
+        }
+    }
+
     /// Asks the worker to stop gracefully; `then` says what follows.
     pub(super) fn begin_stop(&mut self, run: Running, then: Then) {
         info!(pid = run.pid, "asking the worker to stop");

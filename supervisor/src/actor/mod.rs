@@ -17,12 +17,12 @@ use std::time::Instant;
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
-use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info};
 
 use crate::backoff::Backoff;
 use crate::logs::{self, Sink};
+use crate::signals::Signals;
 use crate::status::Status;
 use crate::{binary, spawn, RunConfig};
 pub use deploy::DeployError;
@@ -42,13 +42,12 @@ pub enum Control {
         reply: oneshot::Sender<Result<(), DeployError>>,
     },
     /// Replace the supervisor process itself (same pid) with `binary`,
-    /// keeping the worker. Answered only if that fails.
+    /// keeping the worker. Answered only if that did not happen.
     ReExec {
         binary: PathBuf,
-        /// The updater's state, to show on after the exec (boxed: the
-        /// other requests are small).
+        /// The updater's state, to show on after the exec.
         view: Box<crate::update::UpdateView>,
-        reply: oneshot::Sender<Result<(), String>>,
+        reply: oneshot::Sender<Result<(), handover::ReExecError>>,
     },
 }
 
@@ -159,6 +158,10 @@ pub struct Actor {
     worker_log: Sink,
     started_at: String,
     started: Instant,
+    /// The stop and restart signals (set by `run`; a re-exec pauses them).
+    signals: Option<Signals>,
+    /// Whether a self-update could hand over now (see [`Actor::settled`]).
+    settled: tokio::sync::watch::Sender<bool>,
 }
 
 fn signal_worker(run: &Running, sig: Signal) {
@@ -189,27 +192,43 @@ impl Actor {
             worker_log,
             started_at: shared::time::now_rfc3339(),
             started: Instant::now(),
+            signals: None,
+            settled: tokio::sync::watch::channel(false).0,
         }
     }
 
-    /// Runs until a stop signal has stopped the worker.
-    pub async fn run(mut self, mut control: mpsc::Receiver<Control>) -> std::io::Result<()> {
-        let mut sigterm = signal(SignalKind::terminate())?;
-        let mut sigint = signal(SignalKind::interrupt())?;
-        let mut sighup = signal(SignalKind::hangup())?;
-        // A re-exec blocks these signals across the exec; now they can come.
-        handover::unblock_signals();
+    /// Becomes `true` whenever the worker is ready and no swap is in
+    /// progress: when a self-update that had to wait can try again.
+    pub fn watch_settled(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.settled.subscribe()
+    }
+
+    fn settled(&self) -> bool {
+        matches!(&self.phase, Phase::Ready(run) if run.candidate.is_none())
+            && self.pending.is_none()
+    }
+
+    /// Runs until a stop signal has stopped the worker. `signals` are the
+    /// stop and restart signals (see `crate::signals`).
+    pub async fn run(
+        mut self,
+        mut control: mpsc::Receiver<Control>,
+        signals: Signals,
+    ) -> std::io::Result<()> {
+        self.signals = Some(signals);
         if matches!(self.phase, Phase::Stopped) {
             self.start_worker();
         }
         while !matches!(self.phase, Phase::Stopped) {
+            let settled = self.settled();
+            self.settled
+                .send_if_modified(|s| std::mem::replace(s, settled) != settled);
             let deadline = self.next_deadline();
+            let signals = self.signals.as_mut().expect("set above");
             tokio::select! {
                 Some(event) = self.events_rx.recv() => self.on_event(event),
                 Some(request) = control.recv() => self.on_control(request),
-                _ = sigterm.recv() => self.stop("SIGTERM"),
-                _ = sigint.recv() => self.stop("SIGINT"),
-                _ = sighup.recv() => self.restart(None),
+                Some(signal) = signals.recv() => self.on_signal(signal),
                 _ = sleep_until(deadline), if deadline.is_some() => self.on_deadline(),
             }
         }

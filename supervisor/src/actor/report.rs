@@ -22,6 +22,9 @@ impl Actor {
                 commit: shared::version::commit_or_null().map(String::from),
                 started_at: self.started_at.clone(),
                 uptime_secs: self.started.elapsed().as_secs(),
+                binary: crate::binary::own_exe()
+                    .ok()
+                    .map(|p| p.display().to_string()),
             },
             worker: WorkerStatus {
                 state: self.phase.name().into(),
@@ -49,6 +52,7 @@ impl Actor {
                 step_started_at: None,
                 checkout: None,
                 retry: None,
+                self_update: None,
             },
             paths: PathsStatus {
                 data_dir: cfg.data_dir.root().display().to_string(),

@@ -240,6 +240,7 @@ fn merge_update(status: &mut Status, view: &UpdateView) {
     u.step_started_at = view.step_started_at.clone();
     u.checkout = view.checkout.clone();
     u.retry = view.retry.clone();
+    u.self_update = view.self_update.clone();
 }
 
 fn gone() -> Value {

@@ -44,6 +44,7 @@ async fn exclude_from_time_machine(dir: &Path) {
         .arg(dir)
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true);
+    crate::signals::unblocked_tokio(&mut cmd);
     match tokio::time::timeout(Duration::from_secs(30), cmd.output()).await {
         Ok(Ok(out)) if out.status.success() => {
             info!(dir = %dir.display(), "build cache excluded from Time Machine");

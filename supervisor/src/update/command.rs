@@ -65,6 +65,7 @@ pub fn command(program: &Path, args: &[&OsStr], cwd: &Path) -> Command {
         .env_remove("GIT_WORK_TREE")
         .process_group(0)
         .kill_on_drop(true);
+    crate::signals::unblocked_tokio(&mut cmd);
     cmd
 }
 

@@ -17,6 +17,7 @@ pub mod held;
 pub mod leftovers;
 pub mod releases;
 mod retry;
+mod self_update;
 mod steps;
 
 use std::path::PathBuf;
@@ -53,6 +54,10 @@ pub struct UpdateView {
     /// Addition: a failure that is not the commit's fault, tried again.
     #[serde(default)]
     pub retry: Option<crate::status::UpdateRetry>,
+    /// Addition: a self-update waiting for the worker, or why the last one
+    /// did not happen (the running supervisor stays).
+    #[serde(default)]
+    pub self_update: Option<String>,
 }
 
 /// A `supervisor update` request: poll now; answered with the outcome.
@@ -75,8 +80,11 @@ pub struct Updater {
     staging: Staging,
     releases: Releases,
     held: Held,
-    /// A new supervisor binary to re-execute once the poll is answered.
+    /// A new supervisor binary to re-execute once the poll is answered,
+    /// kept until that happens (see `self_update`).
     reexec: Option<PathBuf>,
+    /// Whether the worker is ready for a self-update (from the actor).
+    settled: Option<watch::Receiver<bool>>,
 }
 
 /// Waits for every receiver (a sender dropped counts as done).
@@ -114,6 +122,8 @@ impl Updater {
             held_commits: held.commits(),
             target_commit: None,
             step_started_at: None,
+            // Why this start is not on the deployed release's supervisor.
+            self_update: binary::NOT_EXECUTED.get().cloned(),
             ..previous.unwrap_or_default()
         };
         let (tx, rx) = watch::channel(view);
@@ -132,9 +142,16 @@ impl Updater {
                 releases,
                 held,
                 reexec: None,
+                settled: None,
             },
             rx,
         )
+    }
+
+    /// Lets a self-update that had to wait go ahead when `settled` (see
+    /// `Actor::watch_settled`) becomes true.
+    pub fn watch_worker(&mut self, settled: watch::Receiver<bool>) {
+        self.settled = Some(settled);
     }
 
     /// Polls at the interval and on request, one update at a time.
@@ -148,6 +165,9 @@ impl Updater {
                 let _ = crate::tools::usable_async(tool, true).await;
             }
         });
+        // A self-update installed but never tried (the service stopped
+        // while it waited): tried once the worker is ready.
+        self.reexec = binary::untried_supervisor(&self.cfg.data_dir);
         let interval = Duration::from_millis(self.cfg.poll_interval_ms);
         let mut next =
             (!interval.is_zero()).then(|| Instant::now() + interval.min(Duration::from_secs(2)));
@@ -159,6 +179,14 @@ impl Updater {
                     Some(r) => waiters.push(r),
                     None => return,
                 },
+                closed = self_update::settled(&mut self.settled), if self.reexec.is_some() => {
+                    if closed {
+                        self.settled = None;
+                    } else if let Some(bin) = self.reexec.take() {
+                        self.re_exec(bin).await;
+                    }
+                    continue;
+                }
             }
             // Requests that arrived meanwhile share this poll.
             while let Ok(r) = requests.try_recv() {

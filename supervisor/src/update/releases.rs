@@ -57,13 +57,30 @@ impl Releases {
         .map(|_| ())
     }
 
-    /// Deletes all but the deployed release and the `KEEP` newest others.
-    pub fn prune(&self, deployed: &str) -> io::Result<Vec<String>> {
+    /// Deletes all but the `KEEP` newest releases besides those in use:
+    /// the deployed one, the one whose supervisor it records
+    /// (`supervisor-path`), and those holding a supervisor in `supervisors`
+    /// (the running one, one waiting to replace it). A release in use is
+    /// never deleted however old it is: after a self-update followed by
+    /// worker-only deploys, the running supervisor and its
+    /// `supervisor-proven` marker live in an older release, and a later
+    /// start of the service runs that supervisor again.
+    pub fn prune(&self, deployed: &str, supervisors: &[PathBuf]) -> io::Result<Vec<String>> {
+        let mut in_use = vec![deployed.to_string()];
+        let recorded = fs::read_to_string(self.path(deployed, "supervisor-path"))
+            .ok()
+            .map(|p| PathBuf::from(p.trim()));
+        in_use.extend(
+            supervisors
+                .iter()
+                .chain(recorded.as_ref())
+                .filter_map(|p| self.release_of(p)),
+        );
         let mut others = Vec::new();
         for e in fs::read_dir(&self.dir)? {
             let e = e?;
             let name = e.file_name().to_string_lossy().into_owned();
-            if e.file_type()?.is_dir() && super::git::is_sha(&name) && name != deployed {
+            if e.file_type()?.is_dir() && super::git::is_sha(&name) && !in_use.contains(&name) {
                 others.push((e.metadata()?.modified()?, name));
             }
         }
@@ -74,7 +91,28 @@ impl Releases {
             fs::remove_dir_all(self.dir.join(&name))?;
             removed.push(name);
         }
+        if !removed.is_empty() {
+            fsync_dir(&self.dir)?;
+        }
         Ok(removed)
+    }
+
+    /// The release (commit) whose directory holds `path`, comparing
+    /// resolved paths (the data dir may be reached through a link).
+    pub fn release_of(&self, path: &Path) -> Option<String> {
+        let resolve = crate::binary::resolve_exe;
+        let rel = path
+            .strip_prefix(&self.dir)
+            .ok()
+            .map(Path::to_path_buf)
+            .or_else(|| {
+                resolve(path)
+                    .strip_prefix(resolve(&self.dir))
+                    .ok()
+                    .map(Path::to_path_buf)
+            })?;
+        let first = rel.components().next()?.as_os_str().to_str()?.to_string();
+        super::git::is_sha(&first).then_some(first)
     }
 }
 
@@ -102,9 +140,53 @@ mod tests {
             fs::read_to_string(r.dir.join("DEPLOYED")).unwrap().trim(),
             shas[0]
         );
-        let removed = r.prune(&shas[0]).unwrap();
+        let removed = r.prune(&shas[0], &[]).unwrap();
         assert_eq!(removed.len(), 2);
         assert!(r.path(&shas[0], "worker").exists());
         assert!(r.path(&shas[5], "worker").exists());
+    }
+
+    #[test]
+    fn releases_in_use_are_never_pruned() {
+        let tmp = tempfile::tempdir().unwrap();
+        let r = Releases::new(tmp.path().join("releases"));
+        let built = tmp.path().join("built");
+        fs::write(&built, "bin").unwrap();
+        let shas: Vec<String> = (0..9).map(|i| format!("{i:040x}")).collect();
+        // 1: a self-update, running now; 2: another supervisor that the
+        // deployed release records; the rest: worker-only releases.
+        let running = r.install(&shas[1], "supervisor", &built).unwrap();
+        fs::write(r.path(&shas[1], "supervisor-proven"), "").unwrap();
+        let recorded = r.install(&shas[2], "supervisor", &built).unwrap();
+        for sha in &shas {
+            r.install(sha, "worker", &built).unwrap();
+        }
+        let deployed = &shas[8];
+        fs::write(
+            r.path(deployed, "supervisor-path"),
+            format!("{}\n", recorded.display()),
+        )
+        .unwrap();
+        // Oldest first, whatever order the file system keeps.
+        for (i, sha) in shas.iter().enumerate() {
+            let t = std::time::SystemTime::UNIX_EPOCH
+                + std::time::Duration::from_secs(1_000 + i as u64);
+            fs::File::open(r.dir.join(sha))
+                .unwrap()
+                .set_modified(t)
+                .unwrap();
+        }
+        let mut removed = r.prune(deployed, std::slice::from_ref(&running)).unwrap();
+        removed.sort();
+        let gone: Vec<String> = [0, 3, 4].iter().map(|&i| shas[i].clone()).collect();
+        assert_eq!(removed, gone);
+        assert!(running.is_file());
+        assert!(r.path(&shas[1], "supervisor-proven").is_file());
+        assert!(recorded.is_file());
+        for i in [5, 6, 7, 8] {
+            assert!(r.path(&shas[i], "worker").is_file(), "release {i}");
+        }
+        assert_eq!(r.release_of(&running), Some(shas[1].clone()));
+        assert_eq!(r.release_of(&tmp.path().join("elsewhere")), None);
     }
 }

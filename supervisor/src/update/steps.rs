@@ -11,7 +11,6 @@ use super::git::Git;
 use super::{backups, build};
 use super::{short, Outcome, Updater};
 use crate::actor::{Control, DeployError};
-use crate::binary;
 
 impl Updater {
     pub(super) async fn build(
@@ -71,8 +70,9 @@ impl Updater {
                     .map_err(|e| UpdateError::io("cannot install the supervisor release", e))?,
             )
         } else {
-            // Which supervisor goes with this release: the one running now.
-            if let Ok(me) = binary::own_exe() {
+            // Which supervisor goes with this release: the one running
+            // now, or the one about to replace it.
+            if let Some(me) = self.supervisors_in_use().pop() {
                 let record = self.releases.dir.join(sha).join("supervisor-path");
                 let _ = shared::fsutil::atomic_write(&record, |w| {
                     use std::io::Write;
@@ -122,40 +122,21 @@ impl Updater {
                 short(sha)
             ));
         }
-        if let Err(e) = self.releases.prune(sha) {
+        if let Err(e) = self.releases.prune(sha, &self.supervisors_in_use()) {
             warn!(error = %e, "cannot delete old releases");
         }
         self.set(|v| v.deployed_commit = Some(sha.to_string()));
         self.pull(git, repo, sha).await;
         if let Some(bin) = built.supervisor {
-            self.reexec = Some(bin);
+            if let Err(e) = self.prepare_self_update(bin).await {
+                return Outcome::Failed(format!("deployed {}, but {e}", short(sha)));
+            }
             return Outcome::Deployed(format!(
                 "deployed {}; the supervisor now replaces itself with it",
                 short(sha)
             ));
         }
         Outcome::Deployed(format!("deployed {}", short(sha)))
-    }
-
-    /// Asks the actor to re-execute the new supervisor. On success this
-    /// process image is gone; on failure the error shows in status.
-    pub(super) async fn re_exec(&mut self, binary: PathBuf) {
-        let (tx, rx) = oneshot::channel();
-        let view = Box::new(self.view.borrow().clone());
-        let request = Control::ReExec {
-            binary,
-            view,
-            reply: tx,
-        };
-        if self.actor.send(request).await.is_err() {
-            return;
-        }
-        if let Ok(Err(e)) = rx.await {
-            error!(error = %e, "the supervisor could not replace itself");
-            self.set(|v| {
-                v.last_error = Some(format!("the supervisor could not replace itself: {e}"))
-            });
-        }
     }
 
     pub(super) async fn pull(&self, git: &Git, repo: &std::path::Path, sha: &str) {
