@@ -272,6 +272,7 @@ pub async fn handle(store: &Store, line: &[u8], active: &AtomicUsize) -> Respons
             pid: std::process::id(),
             version: shared::version::VERSION,
             commit: shared::version::commit_or_null(),
+            store: store.health(),
         },
         Request::Put { id, data } => match store.put(id, data).await {
             Ok(s) => Response::Session(s),
