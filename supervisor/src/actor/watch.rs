@@ -1,5 +1,6 @@
-//! Threads that watch a worker by pid and fd: its end (`waitpid`) and its
-//! readiness line. Both work for a worker started before a re-exec.
+//! Threads that watch a worker by pid and fd: its end (`waitpid`), its
+//! readiness line and then its store health reports. All work for a
+//! worker started before a re-exec.
 
 use std::os::fd::OwnedFd;
 
@@ -8,6 +9,8 @@ use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 use tokio::sync::mpsc;
 use tracing::error;
+
+use shared::health::StoreHealth;
 
 use super::Event;
 
@@ -49,30 +52,70 @@ pub(super) fn watch_exit(pid: u32, generation: u64, events: mpsc::UnboundedSende
     }
 }
 
-/// Reads `ready <pid> <commit>` from the readiness pipe on a thread and
-/// reports it; nothing is reported if the pipe closes first.
-pub(super) fn watch_ready(fd: OwnedFd, generation: u64, events: mpsc::UnboundedSender<Event>) {
+/// The longest line read from the readiness pipe; a longer one ends the
+/// reading (a worker never writes one).
+const MAX_REPORT_LINE: u64 = 64 * 1024;
+
+/// Reads the readiness pipe on a thread until it closes: `ready <pid>
+/// <commit>` is reported as [`Event::Ready`], each `store …` line
+/// (`shared::health`) as [`Event::Store`]. A worker that predates health
+/// reports closes the pipe after its ready line.
+fn watch_ready(fd: OwnedFd, generation: u64, events: mpsc::UnboundedSender<Event>) {
     let spawned = std::thread::Builder::new()
         .name("worker-ready".into())
         .spawn(move || {
-            use std::io::Read;
-            let mut pipe = std::fs::File::from(fd);
-            let mut buf = Vec::with_capacity(128);
-            let mut chunk = [0u8; 128];
-            while !buf.contains(&b'\n') && buf.len() < 1024 {
-                match pipe.read(&mut chunk) {
+            use std::io::{BufRead, Read};
+            let mut pipe = std::io::BufReader::new(std::fs::File::from(fd));
+            let mut line = Vec::with_capacity(256);
+            loop {
+                line.clear();
+                match pipe
+                    .by_ref()
+                    .take(MAX_REPORT_LINE)
+                    .read_until(b'\n', &mut line)
+                {
                     Ok(0) => return,
-                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Ok(_) if !line.ends_with(b"\n") => return,
+                    Ok(_) => {}
+                    // (read_until itself retries an interrupted read.)
                     Err(_) => return,
                 }
-            }
-            if let Some(commit) = parse_ready(&buf) {
-                let _ = events.send(Event::Ready { generation, commit });
+                let event = match parse_ready(&line) {
+                    Some(commit) => Event::Ready { generation, commit },
+                    None => match StoreHealth::parse_line(&String::from_utf8_lossy(&line)) {
+                        Some(health) => Event::Store { generation, health },
+                        None => continue,
+                    },
+                };
+                if events.send(event).is_err() {
+                    return;
+                }
             }
         });
     if let Err(e) = spawned {
         error!(error = %e, "cannot start a thread to wait for the worker's readiness");
+    }
+}
+
+/// Watches the readiness pipe `fd` ([`watch_ready`]) through a duplicate,
+/// and returns `fd` for the actor to keep (and to hand over on a re-exec):
+/// the thread closes its duplicate when the pipe ends, so the number held
+/// stays this pipe's. `None` if no duplicate could be made (the worker
+/// then never counts as ready, and is restarted).
+pub(super) fn watch_reports(
+    fd: OwnedFd,
+    generation: u64,
+    events: mpsc::UnboundedSender<Event>,
+) -> Option<OwnedFd> {
+    match fd.try_clone() {
+        Ok(reader) => {
+            watch_ready(reader, generation, events);
+            Some(fd)
+        }
+        Err(e) => {
+            error!(error = %e, "cannot watch the worker's readiness pipe");
+            None
+        }
     }
 }
 

@@ -110,7 +110,10 @@ impl Poisoned {
     /// What refused writes are answered, and the store's `last_error`.
     pub fn why(&self) -> String {
         match &self.heal_error {
-            None => self.failure.clone(),
+            None => format!(
+                "{}; writes are refused until it is set aside (reads work)",
+                self.failure
+            ),
             Some(e) => format!(
                 "{}; setting it aside failed ({e}); writes are refused until that works \
                  (tried again automatically; reads work)",
@@ -227,13 +230,6 @@ impl Writer {
         self.publish_health();
     }
 
-    /// After a failed append: refuse writes, then try to set it aside now.
-    pub(super) fn poison(&mut self, why: String) {
-        self.poisoned = Some(Poisoned::new(why));
-        self.publish_health();
-        let _ = self.heal();
-    }
-
     /// One attempt: a new journal, if not started yet, then a snapshot
     /// covering every generation before it. On success writes resume.
     pub(super) fn heal(&mut self) -> Result<CheckpointInfo, String> {
@@ -328,5 +324,23 @@ impl Writer {
                 other => return other,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_double_up_to_the_cap() {
+        let policy = RetryPolicy::default();
+        let mut b = Backoff::now();
+        let waits: Vec<u64> = (0..8).map(|_| b.failed(policy).as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 30, 30, 30]);
+        // Far past any shift width, still the cap.
+        for _ in 0..100 {
+            b.failed(policy);
+        }
+        assert_eq!(b.failed(policy), policy.max);
     }
 }

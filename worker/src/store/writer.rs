@@ -315,10 +315,14 @@ impl Writer {
                 self.journal.path.display()
             );
             error!(error = %e, "journal write failed; refusing writes until it is set aside");
+            // Degraded before the answers go out: a client told
+            // `unavailable` never sees `ok` in a ping that follows.
+            self.poisoned = Some(Poisoned::new(why.clone()));
+            self.publish_health();
             let err = unavailable(&why);
             acks.into_iter().for_each(|a| a.fail(err.clone()));
             // Answered first: setting the batch aside writes a snapshot.
-            self.poison(why);
+            let _ = self.heal();
             return;
         }
         let writes = acks.len() as u64;
