@@ -220,12 +220,17 @@ pub async fn run(config: Config, inherited: Inherited) -> Result<(), RunError> {
 /// health in `ping` and `stats` alone.
 fn announce_ready(fd: OwnedFd, store: &Store) {
     let mut pipe = std::fs::File::from(fd);
-    let line = format!("ready {} {}\n", std::process::id(), shared::version::COMMIT);
-    if let Err(e) = pipe.write_all(line.as_bytes()) {
+    let mut changes = store.subscribe_health();
+    // The health now goes with the ready line, in one write, so that the
+    // supervisor never shows a ready worker with its store unknown.
+    let mut lines = format!("ready {} {}\n", std::process::id(), shared::version::COMMIT);
+    if let Ok(now) = changes.try_recv() {
+        lines.push_str(&now.to_line());
+    }
+    if let Err(e) = pipe.write_all(lines.as_bytes()) {
         warn!(error = %e, "cannot announce readiness to the supervisor");
         return;
     }
-    let mut changes = store.subscribe_health();
     let pushed = std::thread::Builder::new()
         .name("health-push".into())
         .spawn(move || {

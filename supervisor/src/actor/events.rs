@@ -12,7 +12,16 @@ use super::{describe_exit, signal_worker, Actor, DeployError, Event, Phase, Rest
 impl Actor {
     pub(super) fn on_event(&mut self, event: Event) {
         match event {
-            Event::Ready { generation, commit } => self.on_ready(generation, commit),
+            Event::Ready {
+                generation,
+                commit,
+                store,
+            } => {
+                self.on_ready(generation, commit);
+                if let Some(health) = store {
+                    self.on_store(generation, health);
+                }
+            }
             Event::Exited { generation, status } => {
                 if self.phase.running().map(|r| r.generation) == Some(generation) {
                     self.on_exit(describe_exit(&status));

@@ -66,6 +66,8 @@ pub(crate) enum Event {
     Ready {
         generation: u64,
         commit: Option<String>,
+        /// The store's health, when the worker sent it with the ready line.
+        store: Option<shared::health::StoreHealth>,
     },
     /// The worker's store health now (pushed at ready and on each change).
     Store {

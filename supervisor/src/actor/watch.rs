@@ -81,7 +81,19 @@ fn watch_ready(fd: OwnedFd, generation: u64, events: mpsc::UnboundedSender<Event
                     Err(_) => return,
                 }
                 let event = match parse_ready(&line) {
-                    Some(commit) => Event::Ready { generation, commit },
+                    // The store's health comes with it (one write): both
+                    // reach the actor as one event.
+                    Some(commit) => {
+                        let store = match pipe.buffer().contains(&b'\n') {
+                            true => read_health(&mut pipe),
+                            false => None,
+                        };
+                        Event::Ready {
+                            generation,
+                            commit,
+                            store,
+                        }
+                    }
                     None => match StoreHealth::parse_line(&String::from_utf8_lossy(&line)) {
                         Some(health) => Event::Store { generation, health },
                         None => continue,
@@ -95,6 +107,13 @@ fn watch_ready(fd: OwnedFd, generation: u64, events: mpsc::UnboundedSender<Event
     if let Err(e) = spawned {
         error!(error = %e, "cannot start a thread to wait for the worker's readiness");
     }
+}
+
+/// The health on the next line of `pipe`, if it is a health line.
+fn read_health(pipe: &mut impl std::io::BufRead) -> Option<StoreHealth> {
+    let mut line = String::new();
+    pipe.read_line(&mut line).ok()?;
+    StoreHealth::parse_line(&line)
 }
 
 /// Watches the readiness pipe `fd` ([`watch_ready`]) through a duplicate,
