@@ -23,66 +23,21 @@
 //! **When it is tried again.** A failed append is set aside at once (a
 //! passing fault heals before the next write). Every further attempt, for
 //! either fault, waits 1 s, then 2 s, 4 s, … up to 30 s between attempts
-//! ([`RetryPolicy`]), for as long as it takes. The writer's own timer drives
+//! ([`RetryPolicy`](super::RetryPolicy)), for as long as it takes. The writer's own timer drives
 //! the attempts (`Writer::run`), so a store that gets no writes heals too.
 //! If it never succeeds (the disk is gone), nothing durable can rule the
 //! failed batch out, and a restart may still replay it.
 
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::sync::oneshot;
 use tracing::{error, info, warn};
 
 use super::checkpoint::CheckpointInfo;
 use super::journal::{JournalFile, HEADER_LEN};
+use super::retry::Backoff;
 use super::writer::Writer;
-
-/// How long the writer waits between attempts to repair a fault.
-#[derive(Debug, Clone, Copy)]
-pub struct RetryPolicy {
-    /// The wait after the first failed attempt; it doubles with each one.
-    pub first: Duration,
-    /// The longest wait.
-    pub max: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            first: Duration::from_secs(1),
-            max: Duration::from_secs(30),
-        }
-    }
-}
-
-/// Failed attempts so far, and when the next one is due.
-#[derive(Debug)]
-pub struct Backoff {
-    failures: u32,
-    pub next_try: Instant,
-}
-
-impl Backoff {
-    /// Due now.
-    fn now() -> Backoff {
-        Backoff {
-            failures: 0,
-            next_try: Instant::now(),
-        }
-    }
-
-    /// Another attempt failed: the next waits twice as long, up to the cap.
-    fn failed(&mut self, policy: RetryPolicy) -> Duration {
-        let wait = policy
-            .first
-            .saturating_mul(1 << self.failures.min(16))
-            .min(policy.max);
-        self.failures += 1;
-        self.next_try = Instant::now() + wait;
-        wait
-    }
-}
 
 /// After a failed append: why writes are refused, and what is left to do.
 pub struct Poisoned {
@@ -324,23 +279,5 @@ impl Writer {
                 other => return other,
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn waits_double_up_to_the_cap() {
-        let policy = RetryPolicy::default();
-        let mut b = Backoff::now();
-        let waits: Vec<u64> = (0..8).map(|_| b.failed(policy).as_secs()).collect();
-        assert_eq!(waits, [1, 2, 4, 8, 16, 30, 30, 30]);
-        // Far past any shift width, still the cap.
-        for _ in 0..100 {
-            b.failed(policy);
-        }
-        assert_eq!(b.failed(policy), policy.max);
     }
 }

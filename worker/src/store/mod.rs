@@ -11,6 +11,7 @@ mod health;
 pub mod journal;
 pub mod record;
 pub mod recovery;
+mod retry;
 pub mod snapshot;
 pub mod writer;
 
@@ -23,8 +24,8 @@ use shared::protocol::{ApiError, ErrorCode, Session, SessionHeader, Stats};
 use tokio::sync::{mpsc, oneshot};
 
 pub use checkpoint::CheckpointInfo;
-pub use heal::RetryPolicy;
 pub use recovery::{OpenError, RecoveryReport};
+pub use retry::RetryPolicy;
 use snapshot::Sessions;
 use writer::{Command, Writer};
 
