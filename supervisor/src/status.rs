@@ -27,12 +27,6 @@ pub struct StoreStatus {
     pub since: Option<String>,
 }
 
-impl StoreStatus {
-    pub fn is_degraded(&self) -> bool {
-        self.state == Some(StoreState::Degraded)
-    }
-}
-
 impl From<Option<&StoreHealth>> for StoreStatus {
     fn from(health: Option<&StoreHealth>) -> Self {
         match health {

@@ -119,8 +119,9 @@ fn read_health(pipe: &mut impl std::io::BufRead) -> Option<StoreHealth> {
 /// Watches the readiness pipe `fd` ([`watch_ready`]) through a duplicate,
 /// and returns `fd` for the actor to keep (and to hand over on a re-exec):
 /// the thread closes its duplicate when the pipe ends, so the number held
-/// stays this pipe's. `None` if no duplicate could be made (the worker
-/// then never counts as ready, and is restarted).
+/// stays this pipe's. If no duplicate can be made, the thread reads `fd`
+/// itself and `None` is returned: a re-exec then cannot hand the reports
+/// over, and status shows the store unknown until the next worker.
 pub(super) fn watch_reports(
     fd: OwnedFd,
     generation: u64,
@@ -132,7 +133,8 @@ pub(super) fn watch_reports(
             Some(fd)
         }
         Err(e) => {
-            error!(error = %e, "cannot watch the worker's readiness pipe");
+            error!(error = %e, "cannot keep the worker's readiness pipe for a re-exec");
+            watch_ready(fd, generation, events);
             None
         }
     }
@@ -166,5 +168,43 @@ mod tests {
         );
         assert_eq!(parse_ready(b"ready 12 unknown\n"), Some(None));
         assert_eq!(parse_ready(b"hello\n"), None);
+    }
+
+    #[test]
+    fn the_ready_line_brings_the_health_written_with_it_and_changes_follow() {
+        use shared::health::StoreState;
+        use std::io::Write;
+        let (r, w) = shared::fd::pipe().expect("a pipe");
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let kept = watch_reports(r, 7, tx).expect("the fd is kept");
+        let mut w = std::fs::File::from(w);
+        let ok = StoreHealth::ok_now();
+        let ready = format!("ready 12 unknown\n{}", ok.to_line());
+        w.write_all(ready.as_bytes()).unwrap();
+        let degraded = StoreHealth {
+            state: StoreState::Degraded,
+            last_error: Some("disk on fire".into()),
+            since: ok.since.clone(),
+        };
+        w.write_all(b"noise\n").unwrap();
+        w.write_all(degraded.to_line().as_bytes()).unwrap();
+        drop(w);
+        match rx.blocking_recv() {
+            Some(Event::Ready {
+                generation: 7,
+                commit: None,
+                store: Some(h),
+            }) => assert_eq!(h, ok),
+            _ => panic!("not a ready event with the health"),
+        }
+        match rx.blocking_recv() {
+            Some(Event::Store {
+                generation: 7,
+                health,
+            }) => assert_eq!(health, degraded),
+            _ => panic!("not a health event"),
+        }
+        assert!(rx.blocking_recv().is_none(), "the thread ends at EOF");
+        drop(kept);
     }
 }

@@ -133,6 +133,7 @@ impl Writer {
             if self.journal.written() == HEADER_LEN as u64 {
                 // Nothing in the journal in use: the state as of now is
                 // exactly that of every older generation.
+                self.dirty = false;
                 self.send_job(self.journal.generation - 1, Vec::new());
             } else {
                 self.start_checkpoint(Vec::new());
