@@ -3,7 +3,9 @@
 //! journal holds them), `ping` shows the store `degraded` with the reason,
 //! each failed attempt warns once (not at every commit), and the worker's
 //! own timer tries again until a snapshot succeeds. A journal left behind
-//! by a failed start is skipped, never fatal ("File exists").
+//! by a failed start is skipped, never fatal ("File exists"). (One test
+//! blocks sessions.json with a directory instead: a fault that lasts
+//! exactly as long as the test wants.)
 //!
 //! strace counts `when=N` per syscall and per thread: the journal writer
 //! thread starts journals (a rename each), the checkpoint thread writes
@@ -148,5 +150,48 @@ fn a_journal_left_by_a_failed_start_is_skipped_and_snapshots_heal() {
     // warns once.
     assert_eq!(count(&log, "snapshots fail"), 3, "{log}");
     assert!(!next_path.exists(), "a snapshot covers the skipped journal");
+    restart_serves(&dir, &acked, None);
+}
+
+#[test]
+fn a_blocked_snapshot_warns_once_per_attempt_not_at_every_commit() {
+    let dir = TestDir::new();
+    let mut worker = dir.start(&["--compact-min-bytes", "4096"]);
+    let mut conn = worker.connect();
+    // A directory where sessions.json goes: every snapshot fails until
+    // it is removed.
+    std::fs::create_dir(dir.sessions_json()).expect("block sessions.json");
+    let started = std::time::Instant::now();
+    let mut acked = Vec::new();
+    // ~120 KB of writes: a compaction would be due every few commits.
+    for i in 0..60 {
+        let id = format!("b{i:02}");
+        let data = json!({"pad": "y".repeat(2000)});
+        let a = conn.call(&json!({"op": "put", "id": id, "data": data}));
+        assert_eq!(a["ok"], true, "a write while snapshots fail: {a}");
+        acked.push(id);
+    }
+    let h = health(&mut conn);
+    assert_eq!(h["state"], "degraded", "{h}");
+    assert!(
+        h["last_error"].as_str().unwrap().contains("sessions.json"),
+        "{h}"
+    );
+    // Attempts come 1, 2, 4 … s apart, whatever the number of commits.
+    let attempts_possible = 1 + (started.elapsed().as_secs_f64() + 1.0).log2().ceil() as usize;
+    let warned = count(&worker.stderr(), "snapshots fail");
+    assert!(
+        (1..=attempts_possible).contains(&warned),
+        "{warned} warnings in {:?}:\n{}",
+        started.elapsed(),
+        worker.stderr()
+    );
+    std::fs::remove_dir(dir.sessions_json()).expect("unblock sessions.json");
+    wait_until(support::DEADLINE, "the snapshots to work again", || {
+        (health(&mut conn)["state"] == "ok").then_some(())
+    });
+    assert!(dir.sessions_json().is_file());
+    drop(conn);
+    worker.kill();
     restart_serves(&dir, &acked, None);
 }
