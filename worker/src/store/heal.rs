@@ -23,10 +23,17 @@
 //! **When it is tried again.** A failed append is set aside at once (a
 //! passing fault heals before the next write). Every further attempt, for
 //! either fault, waits 1 s, then 2 s, 4 s, … up to 30 s between attempts
-//! ([`RetryPolicy`](super::RetryPolicy)), for as long as it takes. The writer's own timer drives
-//! the attempts (`Writer::run`), so a store that gets no writes heals too.
+//! ([`RetryPolicy`](super::RetryPolicy)), for as long as it takes. The
+//! writer's own timer drives the attempts (`Writer::run`), so a store that
+//! gets no writes heals too; writes never trigger one. A SIGUSR1 while
+//! writes are refused is answered by an attempt made at once.
+//!
 //! If it never succeeds (the disk is gone), nothing durable can rule the
-//! failed batch out, and a restart may still replay it.
+//! failed batch out, and a restart may still replay it: its outcome is
+//! unknown, like that of a commit whose fsync failed in PostgreSQL.
+//!
+//! **Health.** Every change is published (`health.rs`): `degraded` with
+//! [`Poisoned::why`] or [`SnapshotFault::why`], else `ok`.
 
 use std::sync::atomic::Ordering;
 use std::time::Instant;
