@@ -60,6 +60,7 @@ fn status_reports_every_key_and_exit_codes_follow_the_state() {
             ][..],
         ),
         ("paths", &["data_dir", "log_dir"][..]),
+        ("store", &["state", "last_error", "since"][..]),
     ] {
         let have = keys(&s[section]);
         for k in want {
@@ -80,6 +81,8 @@ fn status_reports_every_key_and_exit_codes_follow_the_state() {
     assert_eq!(s["worker"]["restarts"], 0);
     assert!(s["worker"]["last_exit"].is_null());
     assert_eq!(s["sessions"]["count"], 0);
+    assert_eq!(s["store"]["state"], "ok");
+    assert!(s["store"]["last_error"].is_null());
     assert_eq!(s["update"]["poll_interval_ms"], 0);
     assert_eq!(s["update"]["branch"], "main");
     assert!(s["update"]["held_commits"].is_array());

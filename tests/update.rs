@@ -568,6 +568,8 @@ fn a_supervisor_change_replaces_it_in_place_and_a_restart_runs_the_deployed_rele
     );
     assert!(sup.try_exit().is_none(), "the supervisor process exited");
     assert_eq!(after["worker"]["commit"], c1.as_str());
+    // The store's health was handed over with the worker.
+    assert_eq!(after["store"]["state"], "ok", "{after}");
     assert!(
         after["supervisor"]["uptime_secs"].as_u64() >= before["supervisor"]["uptime_secs"].as_u64()
     );

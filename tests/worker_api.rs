@@ -93,7 +93,19 @@ fn every_op_answers_the_documented_shapes() {
     let mut c = worker.connect();
 
     let pong = c.call(&json!({"op": "ping"}));
-    assert_eq!(keys(&pong), ["commit", "ok", "pid", "version"], "{pong}");
+    assert_eq!(
+        keys(&pong),
+        ["commit", "ok", "pid", "store", "version"],
+        "{pong}"
+    );
+    // Addition: the store's health (README).
+    assert_eq!(
+        keys(&pong["store"]),
+        ["last_error", "since", "state"],
+        "{pong}"
+    );
+    assert_eq!(pong["store"]["state"], "ok", "{pong}");
+    assert!(pong["store"]["last_error"].is_null(), "{pong}");
     assert_eq!(pong["ok"], true);
     assert_eq!(pong["pid"], worker.pid());
     assert_eq!(pong["version"], env!("CARGO_PKG_VERSION"));
@@ -112,6 +124,7 @@ fn every_op_answers_the_documented_shapes() {
     let stats = c.call(&json!({"op": "stats"}));
     assert_eq!(stats["ok"], true, "{stats}");
     assert_eq!(stats["count"], 0, "{stats}");
+    assert_eq!(stats["store"], pong["store"], "{stats}");
 
     let data = json!({"title": "Planning", "n": 1.5, "tags": ["a", "é"], "nested": {"x": null}});
     let created = put(&mut c, "user-1", &data);

@@ -6,7 +6,6 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -435,16 +434,21 @@ fn sigkill_during_concurrent_puts_loses_no_acknowledged_write() {
     );
 }
 
-/// Reads the worker's readiness line from the pipe, with a deadline.
-fn read_ready_line(pipe: std::os::fd::OwnedFd) -> String {
+/// Reads the worker's first two lines from the readiness pipe, with a
+/// deadline: `ready …` and the store's health (the pipe stays open and
+/// carries the health's changes).
+fn read_ready_lines(pipe: std::os::fd::OwnedFd) -> (String, String) {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = std::fs::File::from(pipe).read_to_string(&mut text);
-        let _ = tx.send(text);
+        use std::io::BufRead;
+        let mut pipe = std::io::BufReader::new(std::fs::File::from(pipe));
+        let (mut ready, mut store) = (String::new(), String::new());
+        let _ = pipe.read_line(&mut ready);
+        let _ = pipe.read_line(&mut store);
+        let _ = tx.send((ready, store));
     });
     rx.recv_timeout(DEADLINE)
-        .expect("the ready pipe was written and closed")
+        .expect("the ready pipe was written")
 }
 
 #[test]
@@ -470,7 +474,10 @@ fn inherited_socket_ready_pipe_and_parent_pipe() {
     let mut worker = Worker::spawn(cmd, log, dir.sock());
     drop((ready_w, parent_r));
 
-    let line = read_ready_line(ready_r);
+    let (line, store) = read_ready_lines(ready_r);
+    let health = shared::health::StoreHealth::parse_line(&store)
+        .unwrap_or_else(|| panic!("not a health line: {store:?}"));
+    assert_eq!(health.state, shared::health::StoreState::Ok, "{store}");
     let version = support::version_line();
     let commit = version.rsplit('(').next().unwrap().trim_end_matches(')');
     assert_eq!(

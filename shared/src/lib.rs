@@ -1,7 +1,7 @@
 //! What the second-brain `supervisor` and `worker` must agree on: the
-//! session protocol, configuration resolution, data-directory paths, durable
-//! file helpers and syncs, logging setup, a small blocking client and
-//! portable probes of other processes.
+//! session protocol, the store's health report, configuration resolution,
+//! data-directory paths, durable file helpers and syncs, logging setup, a
+//! small blocking client and portable probes of other processes.
 
 pub mod accept_log;
 pub mod client;
@@ -9,6 +9,7 @@ pub mod config;
 pub mod fd;
 pub mod fdlimit;
 pub mod fsutil;
+pub mod health;
 pub mod ids;
 pub mod lock;
 pub mod logging;

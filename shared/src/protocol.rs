@@ -221,16 +221,22 @@ pub struct Stats {
     /// it).
     #[serde(default)]
     pub sync: Option<String>,
+    /// Addition: the store's health (`ok` or `degraded`, why, since when);
+    /// null in answers of older workers.
+    #[serde(default)]
+    pub store: Option<crate::health::StoreHealth>,
 }
 
 /// One response line.
 #[derive(Debug, Clone)]
 pub enum Response {
-    /// `{"ok":true,"pid":N,"version":V,"commit":C}`.
+    /// `{"ok":true,"pid":N,"version":V,"commit":C,"store":HEALTH}`.
     Pong {
         pid: u32,
         version: &'static str,
         commit: Option<&'static str>,
+        /// Addition: the store's health.
+        store: crate::health::StoreHealth,
     },
     /// `{"ok":true,"session":SESSION}`.
     Session(std::sync::Arc<Session>),
@@ -264,6 +270,7 @@ impl Response {
                 pid,
                 version,
                 commit,
+                store,
             } => {
                 #[derive(Serialize)]
                 struct Out<'a> {
@@ -271,6 +278,7 @@ impl Response {
                     pid: u32,
                     version: &'a str,
                     commit: Option<&'a str>,
+                    store: &'a crate::health::StoreHealth,
                 }
                 serde_json::to_writer(
                     &mut buf,
@@ -279,6 +287,7 @@ impl Response {
                         pid: *pid,
                         version,
                         commit: *commit,
+                        store,
                     },
                 )
             }

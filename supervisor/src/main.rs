@@ -312,7 +312,9 @@ fn status(data_dir: &DataDir, json: bool) -> i32 {
         eprintln!("supervisor: {error}");
         return exit::FAILURE;
     }
-    let ready = answer["worker"]["state"] == "ready";
+    // A degraded store counts as not ready: it cannot take writes, or
+    // cannot write sessions.json, until it has repaired itself.
+    let ready = answer["worker"]["state"] == "ready" && answer["store"]["state"] != "degraded";
     if json {
         println!("{answer}");
     } else {

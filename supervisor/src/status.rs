@@ -1,6 +1,7 @@
 //! The status report (INTERFACE §6) and its view for a person.
 
 use serde::{Deserialize, Serialize};
+use shared::health::{StoreHealth, StoreState};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Status {
@@ -12,6 +13,31 @@ pub struct Status {
     /// Addition: the per-user service (null from a supervisor too old to say).
     #[serde(default)]
     pub service: Option<ServiceStatus>,
+    /// The worker's store, as it last reported (all null while unknown).
+    #[serde(default)]
+    pub store: StoreStatus,
+}
+
+/// `{"state": "ok" | "degraded", "last_error", "since"}`; while the store
+/// is degraded `supervisor status` exits 1.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct StoreStatus {
+    pub state: Option<StoreState>,
+    pub last_error: Option<String>,
+    pub since: Option<String>,
+}
+
+impl From<Option<&StoreHealth>> for StoreStatus {
+    fn from(health: Option<&StoreHealth>) -> Self {
+        match health {
+            Some(h) => StoreStatus {
+                state: Some(h.state),
+                last_error: h.last_error.clone(),
+                since: Some(h.since.clone()),
+            },
+            None => StoreStatus::default(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -182,6 +208,19 @@ impl Status {
                 None => w.restarts.to_string(),
             },
         );
+        let st = &self.store;
+        match (&st.state, age_of(&st.since)) {
+            (Some(StoreState::Degraded), age) => line(
+                "store",
+                format!(
+                    "DEGRADED{}: {}",
+                    age.map(|a| format!(" for {a}")).unwrap_or_default(),
+                    st.last_error.as_deref().unwrap_or("no reason given")
+                ),
+            ),
+            (Some(StoreState::Ok), _) => line("store", "ok".into()),
+            (None, _) => {}
+        }
         line(
             "sessions",
             match &self.sessions {

@@ -18,6 +18,7 @@ use nix::unistd::Pid;
 use serde_json::{json, Value};
 
 pub mod fdlimit;
+pub mod heal;
 pub mod strace;
 pub mod supervisor;
 

@@ -181,7 +181,7 @@ pub async fn run(config: Config, inherited: Inherited) -> Result<(), RunError> {
         "worker ready"
     );
     if let Some(ready) = inherited.ready {
-        announce_ready(ready);
+        announce_ready(ready, &store);
     }
 
     let parent_gone = async move {
@@ -236,11 +236,42 @@ pub async fn run(config: Config, inherited: Inherited) -> Result<(), RunError> {
 }
 
 /// Tells the supervisor the worker is serving: one line on the ready pipe.
-fn announce_ready(fd: OwnedFd) {
+/// Then the pipe carries the store's health, now and at every change
+/// (`shared::health`), so that the supervisor shows it in `status` and
+/// logs each change once, without asking.
+///
+/// Why a push on this pipe rather than the supervisor asking the worker:
+/// the supervisor learns of a change when it happens (a fault that heals
+/// within a second is still logged), it never waits on a busy worker to
+/// answer `status`, and the pipe already exists only when a supervisor
+/// started the worker; a worker run by hand has none and reports its
+/// health in `ping` and `stats` alone.
+fn announce_ready(fd: OwnedFd, store: &Store) {
     let mut pipe = std::fs::File::from(fd);
-    let line = format!("ready {} {}\n", std::process::id(), shared::version::COMMIT);
-    if let Err(e) = pipe.write_all(line.as_bytes()) {
+    let mut changes = store.subscribe_health();
+    // The health now goes with the ready line, in one write, so that the
+    // supervisor never shows a ready worker with its store unknown.
+    let mut lines = format!("ready {} {}\n", std::process::id(), shared::version::COMMIT);
+    if let Ok(now) = changes.try_recv() {
+        lines.push_str(&now.to_line());
+    }
+    if let Err(e) = pipe.write_all(lines.as_bytes()) {
         warn!(error = %e, "cannot announce readiness to the supervisor");
+        return;
+    }
+    let pushed = std::thread::Builder::new()
+        .name("health-push".into())
+        .spawn(move || {
+            while let Some(health) = changes.blocking_recv() {
+                if let Err(e) = pipe.write_all(health.to_line().as_bytes()) {
+                    // A supervisor that does not read them (an older one).
+                    info!(error = %e, "the supervisor takes no store health reports");
+                    return;
+                }
+            }
+        });
+    if let Err(e) = pushed {
+        warn!(error = %e, "cannot start the thread that reports the store's health");
     }
 }
 

@@ -157,6 +157,7 @@ pub async fn answer(store: &Store, request: Request, shared: &Shared) -> Respons
             pid: std::process::id(),
             version: shared::version::VERSION,
             commit: shared::version::commit_or_null(),
+            store: store.health(),
         },
         Request::Put { id, data } => match store.put(id, data).await {
             Ok(s) => Response::Session(s),

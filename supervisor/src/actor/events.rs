@@ -4,6 +4,7 @@
 use std::time::Instant;
 
 use nix::sys::signal::Signal;
+use shared::health::StoreHealth;
 use tracing::{info, warn};
 
 use super::{describe_exit, signal_worker, Actor, DeployError, Event, Phase, RestartDone, Then};
@@ -11,12 +12,52 @@ use super::{describe_exit, signal_worker, Actor, DeployError, Event, Phase, Rest
 impl Actor {
     pub(super) fn on_event(&mut self, event: Event) {
         match event {
-            Event::Ready { generation, commit } => self.on_ready(generation, commit),
+            Event::Ready {
+                generation,
+                commit,
+                store,
+            } => {
+                self.on_ready(generation, commit);
+                if let Some(health) = store {
+                    self.on_store(generation, health);
+                }
+            }
             Event::Exited { generation, status } => {
                 if self.phase.running().map(|r| r.generation) == Some(generation) {
                     self.on_exit(describe_exit(&status));
                 }
             }
+            Event::Store { generation, health } => self.on_store(generation, health),
+        }
+    }
+
+    /// A store health report: kept for `status`; each change of state is
+    /// logged once (a worker's first report only if it is degraded).
+    pub(super) fn on_store(&mut self, generation: u64, health: StoreHealth) {
+        let Some(run) = self.phase.running_mut() else {
+            return;
+        };
+        if run.generation != generation {
+            return;
+        }
+        let pid = run.pid;
+        run.store = Some(health.clone());
+        let changed = match self.store_logged {
+            Some(logged) => logged != health.state,
+            None => health.is_degraded(),
+        };
+        self.store_logged = Some(health.state);
+        if !changed {
+            return;
+        }
+        match &health.last_error {
+            Some(e) if health.is_degraded() => warn!(
+                pid,
+                since = %health.since,
+                error = %e,
+                "store degraded; the worker keeps trying to repair it"
+            ),
+            _ => info!(pid, since = %health.since, "store ok again"),
         }
     }
 

@@ -50,18 +50,26 @@ pub struct HandedWorker {
     pub parent_fd: RawFd,
     pub stdout_fd: RawFd,
     pub stderr_fd: RawFd,
+    /// The readiness pipe, which carries the store's health reports.
+    #[serde(default)]
+    pub ready_fd: Option<RawFd>,
+    /// The store health last reported.
+    #[serde(default)]
+    pub store: Option<shared::health::StoreHealth>,
 }
 
 impl Handover {
-    fn fds(&self) -> [RawFd; 6] {
-        [
+    fn fds(&self) -> Vec<RawFd> {
+        let mut fds = vec![
             self.listener_fd,
             self.control_fd,
             self.lock_fd,
             self.worker.parent_fd,
             self.worker.stdout_fd,
             self.worker.stderr_fd,
-        ]
+        ];
+        fds.extend(self.worker.ready_fd);
+        fds
     }
 }
 
@@ -147,6 +155,8 @@ impl Actor {
                 parent_fd: std::os::fd::AsRawFd::as_raw_fd(&run.parent),
                 stdout_fd: run.stdout_fd,
                 stderr_fd: run.stderr_fd,
+                ready_fd: run.ready.as_ref().map(std::os::fd::AsRawFd::as_raw_fd),
+                store: run.store.clone(),
             },
             update: Some(view),
         };
@@ -252,6 +262,13 @@ impl Actor {
         crate::logs::pump(stdout, actor.worker_log.clone());
         crate::logs::pump(stderr, actor.worker_log.clone());
         super::watch::watch_exit(w.pid, actor.generation, actor.events_tx.clone());
+        // SAFETY: as above; only a handed readiness pipe is taken.
+        let ready = w.ready_fd.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
+        let ready = ready.and_then(|fd| {
+            let _ = set_cloexec(std::os::fd::AsRawFd::as_raw_fd(&fd), true);
+            super::watch::watch_reports(fd, actor.generation, actor.events_tx.clone())
+        });
+        actor.store_logged = w.store.as_ref().map(|s| s.state);
         let now = Instant::now();
         actor.next_checkpoint = Some(now + actor.cfg.checkpoint_interval);
         info!(
@@ -270,6 +287,8 @@ impl Actor {
             probation_until: None,
             timed_out: false,
             parent,
+            ready,
+            store: w.store,
             stdout_fd,
             stderr_fd,
         });

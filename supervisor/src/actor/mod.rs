@@ -66,6 +66,13 @@ pub(crate) enum Event {
     Ready {
         generation: u64,
         commit: Option<String>,
+        /// The store's health, when the worker sent it with the ready line.
+        store: Option<shared::health::StoreHealth>,
+    },
+    /// The worker's store health now (pushed at ready and on each change).
+    Store {
+        generation: u64,
+        health: shared::health::StoreHealth,
     },
 }
 
@@ -90,6 +97,12 @@ pub(crate) struct Running {
     timed_out: bool,
     /// Our end of the parent pipe: dropping it tells the worker to stop.
     parent: OwnedFd,
+    /// The read end of the readiness pipe (a thread reads a duplicate),
+    /// held so that a re-exec can hand it over; null from a handover of
+    /// an older supervisor.
+    ready: Option<OwnedFd>,
+    /// The store health the worker last reported, if any yet.
+    store: Option<shared::health::StoreHealth>,
     /// The worker's output pipes (read on threads), for a re-exec.
     stdout_fd: RawFd,
     stderr_fd: RawFd,
@@ -126,6 +139,13 @@ impl Phase {
             _ => None,
         }
     }
+
+    fn running_mut(&mut self) -> Option<&mut Running> {
+        match self {
+            Phase::Starting(r) | Phase::Ready(r) | Phase::Stopping { run: r, .. } => Some(r),
+            _ => None,
+        }
+    }
 }
 
 /// The fds a re-exec hands over besides the worker's.
@@ -155,6 +175,8 @@ pub struct Actor {
     /// The binary of the last worker that served well; used for restarts.
     good_bin: Option<PathBuf>,
     next_checkpoint: Option<Instant>,
+    /// The store state last logged, so that each change is logged once.
+    store_logged: Option<shared::health::StoreState>,
     worker_log: Sink,
     started_at: String,
     started: Instant,
@@ -189,6 +211,7 @@ impl Actor {
             rollback: None,
             good_bin: None,
             next_checkpoint: None,
+            store_logged: None,
             worker_log,
             started_at: shared::time::now_rfc3339(),
             started: Instant::now(),
@@ -311,7 +334,7 @@ impl Actor {
         logs::pump(stdout, self.worker_log.clone());
         logs::pump(stderr, self.worker_log.clone());
         watch::watch_exit(pid, generation, self.events_tx.clone());
-        watch::watch_ready(ready, generation, self.events_tx.clone());
+        let ready = watch::watch_reports(ready, generation, self.events_tx.clone());
         self.phase = Phase::Starting(Running {
             generation,
             pid,
@@ -324,6 +347,8 @@ impl Actor {
             probation_until: None,
             timed_out: false,
             parent,
+            ready,
+            store: None,
             stdout_fd,
             stderr_fd,
         });

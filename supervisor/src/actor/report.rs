@@ -59,6 +59,7 @@ impl Actor {
                 log_dir: cfg.log_dir.display().to_string(),
             },
             service: Some(crate::install::service_status()),
+            store: run.and_then(|r| r.store.as_ref()).into(),
         }
     }
 }

@@ -1,5 +1,6 @@
-//! Threads that watch a worker by pid and fd: its end (`waitpid`) and its
-//! readiness line. Both work for a worker started before a re-exec.
+//! Threads that watch a worker by pid and fd: its end (`waitpid`), its
+//! readiness line and then its store health reports. All work for a
+//! worker started before a re-exec.
 
 use std::os::fd::OwnedFd;
 
@@ -8,6 +9,8 @@ use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 use tokio::sync::mpsc;
 use tracing::error;
+
+use shared::health::StoreHealth;
 
 use super::Event;
 
@@ -49,30 +52,91 @@ pub(super) fn watch_exit(pid: u32, generation: u64, events: mpsc::UnboundedSende
     }
 }
 
-/// Reads `ready <pid> <commit>` from the readiness pipe on a thread and
-/// reports it; nothing is reported if the pipe closes first.
-pub(super) fn watch_ready(fd: OwnedFd, generation: u64, events: mpsc::UnboundedSender<Event>) {
+/// The longest line read from the readiness pipe; a longer one ends the
+/// reading (a worker never writes one).
+const MAX_REPORT_LINE: u64 = 64 * 1024;
+
+/// Reads the readiness pipe on a thread until it closes: `ready <pid>
+/// <commit>` is reported as [`Event::Ready`], each `store …` line
+/// (`shared::health`) as [`Event::Store`]. A worker that predates health
+/// reports closes the pipe after its ready line.
+fn watch_ready(fd: OwnedFd, generation: u64, events: mpsc::UnboundedSender<Event>) {
     let spawned = std::thread::Builder::new()
         .name("worker-ready".into())
         .spawn(move || {
-            use std::io::Read;
-            let mut pipe = std::fs::File::from(fd);
-            let mut buf = Vec::with_capacity(128);
-            let mut chunk = [0u8; 128];
-            while !buf.contains(&b'\n') && buf.len() < 1024 {
-                match pipe.read(&mut chunk) {
+            use std::io::{BufRead, Read};
+            let mut pipe = std::io::BufReader::new(std::fs::File::from(fd));
+            let mut line = Vec::with_capacity(256);
+            loop {
+                line.clear();
+                match pipe
+                    .by_ref()
+                    .take(MAX_REPORT_LINE)
+                    .read_until(b'\n', &mut line)
+                {
                     Ok(0) => return,
-                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Ok(_) if !line.ends_with(b"\n") => return,
+                    Ok(_) => {}
+                    // (read_until itself retries an interrupted read.)
                     Err(_) => return,
                 }
-            }
-            if let Some(commit) = parse_ready(&buf) {
-                let _ = events.send(Event::Ready { generation, commit });
+                let event = match parse_ready(&line) {
+                    // The store's health comes with it (one write): both
+                    // reach the actor as one event.
+                    Some(commit) => {
+                        let store = match pipe.buffer().contains(&b'\n') {
+                            true => read_health(&mut pipe),
+                            false => None,
+                        };
+                        Event::Ready {
+                            generation,
+                            commit,
+                            store,
+                        }
+                    }
+                    None => match StoreHealth::parse_line(&String::from_utf8_lossy(&line)) {
+                        Some(health) => Event::Store { generation, health },
+                        None => continue,
+                    },
+                };
+                if events.send(event).is_err() {
+                    return;
+                }
             }
         });
     if let Err(e) = spawned {
         error!(error = %e, "cannot start a thread to wait for the worker's readiness");
+    }
+}
+
+/// The health on the next line of `pipe`, if it is a health line.
+fn read_health(pipe: &mut impl std::io::BufRead) -> Option<StoreHealth> {
+    let mut line = String::new();
+    pipe.read_line(&mut line).ok()?;
+    StoreHealth::parse_line(&line)
+}
+
+/// Watches the readiness pipe `fd` ([`watch_ready`]) through a duplicate,
+/// and returns `fd` for the actor to keep (and to hand over on a re-exec):
+/// the thread closes its duplicate when the pipe ends, so the number held
+/// stays this pipe's. If no duplicate can be made, the thread reads `fd`
+/// itself and `None` is returned: a re-exec then cannot hand the reports
+/// over, and status shows the store unknown until the next worker.
+pub(super) fn watch_reports(
+    fd: OwnedFd,
+    generation: u64,
+    events: mpsc::UnboundedSender<Event>,
+) -> Option<OwnedFd> {
+    match fd.try_clone() {
+        Ok(reader) => {
+            watch_ready(reader, generation, events);
+            Some(fd)
+        }
+        Err(e) => {
+            error!(error = %e, "cannot keep the worker's readiness pipe for a re-exec");
+            watch_ready(fd, generation, events);
+            None
+        }
     }
 }
 
@@ -104,5 +168,43 @@ mod tests {
         );
         assert_eq!(parse_ready(b"ready 12 unknown\n"), Some(None));
         assert_eq!(parse_ready(b"hello\n"), None);
+    }
+
+    #[test]
+    fn the_ready_line_brings_the_health_written_with_it_and_changes_follow() {
+        use shared::health::StoreState;
+        use std::io::Write;
+        let (r, w) = shared::fd::pipe().expect("a pipe");
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let kept = watch_reports(r, 7, tx).expect("the fd is kept");
+        let mut w = std::fs::File::from(w);
+        let ok = StoreHealth::ok_now();
+        let ready = format!("ready 12 unknown\n{}", ok.to_line());
+        w.write_all(ready.as_bytes()).unwrap();
+        let degraded = StoreHealth {
+            state: StoreState::Degraded,
+            last_error: Some("disk on fire".into()),
+            since: ok.since.clone(),
+        };
+        w.write_all(b"noise\n").unwrap();
+        w.write_all(degraded.to_line().as_bytes()).unwrap();
+        drop(w);
+        match rx.blocking_recv() {
+            Some(Event::Ready {
+                generation: 7,
+                commit: None,
+                store: Some(h),
+            }) => assert_eq!(h, ok),
+            _ => panic!("not a ready event with the health"),
+        }
+        match rx.blocking_recv() {
+            Some(Event::Store {
+                generation: 7,
+                health,
+            }) => assert_eq!(health, degraded),
+            _ => panic!("not a health event"),
+        }
+        assert!(rx.blocking_recv().is_none(), "the thread ends at EOF");
+        drop(kept);
     }
 }

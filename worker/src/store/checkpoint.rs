@@ -10,7 +10,7 @@ use tracing::{debug, warn};
 
 use super::recovery::list_journals;
 use super::snapshot;
-use super::writer::CheckpointReply;
+use super::writer::{CheckpointReply, Command};
 use super::Inner;
 
 /// A state to write, and the newest journal generation it covers.
@@ -75,11 +75,16 @@ pub fn run(inner: Arc<Inner>, rx: std::sync::mpsc::Receiver<Message>) {
                 .clone()
                 .unwrap_or_else(|| Err("no snapshot was being written".into())),
         };
-        // After the snapshot_failed flag (in write_job): a writer that sees
-        // nothing pending also sees a failure.
+        // After the outcome (in write_job): a writer that sees nothing
+        // pending also sees how the last snapshot went.
         inner.checkpoints_pending.fetch_sub(count, Ordering::AcqRel);
         for w in waiters {
             let _ = w.send(result.clone());
+        }
+        // A full queue needs no wake-up: the writer is busy and looks at
+        // the outcome before each batch.
+        if let Some(writer) = inner.wake_writer.upgrade() {
+            let _ = writer.try_send(Command::Wake);
         }
     }
 }
@@ -88,10 +93,12 @@ pub fn run(inner: Arc<Inner>, rx: std::sync::mpsc::Receiver<Message>) {
 fn write_job(inner: &Inner, job: &Job) -> Result<CheckpointInfo, String> {
     let started = Instant::now();
     let result = write(inner, job).map_err(|e| e.to_string());
-    if result.is_err() {
-        // The writer must not think sessions.json is up to date.
-        inner.snapshot_failed.store(true, Ordering::Release);
-    }
+    // The writer must not think sessions.json is up to date after a
+    // failure, and retries until one succeeds (heal.rs).
+    *inner
+        .snapshot_outcome
+        .lock()
+        .expect("snapshot outcome lock poisoned") = Some(result.clone().map(|_| ()));
     let result = result.map(|bytes| CheckpointInfo {
         sessions: job.sessions.len(),
         bytes,

@@ -52,6 +52,12 @@ fn gated_store(tmp: &tempfile::TempDir) -> (Store, Gate) {
     let options = StoreOptions {
         compact_min_bytes: 16 * 1024,
         prealloc_chunk: 64 * 1024,
+        // Each snapshot here is the test's; no retry of a failed one
+        // comes while it runs (retries: tests/worker_heal.rs).
+        retry: super::RetryPolicy {
+            first: Duration::from_secs(3600),
+            max: Duration::from_secs(3600),
+        },
     };
     let dir = DataDir::new(tmp.path());
     let (store, _) = Store::open_with(&dir, options, Some(Box::new(hook))).unwrap();

@@ -7,13 +7,15 @@
 
 pub mod checkpoint;
 mod heal;
+mod health;
 pub mod journal;
 pub mod record;
 pub mod recovery;
+mod retry;
 pub mod snapshot;
 pub mod writer;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use serde_json::value::RawValue;
@@ -23,6 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use checkpoint::CheckpointInfo;
 pub use recovery::{OpenError, RecoveryReport};
+pub use retry::RetryPolicy;
 use snapshot::Sessions;
 use writer::{Command, Writer};
 
@@ -34,6 +37,8 @@ pub struct StoreOptions {
     pub compact_min_bytes: u64,
     /// The journal is preallocated with zeros in chunks of this size.
     pub prealloc_chunk: u64,
+    /// How often a storage fault is tried again (`heal.rs`).
+    pub retry: RetryPolicy,
 }
 
 impl Default for StoreOptions {
@@ -44,6 +49,7 @@ impl Default for StoreOptions {
             // millisecond; large enough that growing it (a write of zeros
             // and a sync) comes once per thousand ~1 KB writes.
             prealloc_chunk: 1024 * 1024,
+            retry: RetryPolicy::default(),
         }
     }
 }
@@ -70,8 +76,15 @@ pub struct Inner {
     /// Messages sent to the checkpoint thread whose snapshot is not yet
     /// durable or failed.
     pub(crate) checkpoints_pending: AtomicUsize,
-    /// Set by the checkpoint thread when a snapshot failed.
-    pub(crate) snapshot_failed: AtomicBool,
+    /// The outcome of the last snapshot written, until the writer takes
+    /// it (set before that snapshot stops counting in
+    /// `checkpoints_pending`).
+    pub(crate) snapshot_outcome: Mutex<Option<Result<(), String>>>,
+    /// Wakes the writer when a snapshot ends (weak, so that the writer
+    /// still ends when every `Store` handle is gone).
+    pub(crate) wake_writer: mpsc::WeakSender<Command>,
+    /// What `ping` and `stats` report (`health.rs`).
+    pub(crate) health: Mutex<health::HealthCell>,
     /// Test builds: run before each snapshot is written; an error fails it.
     #[cfg(test)]
     pub(crate) before_snapshot: Option<SnapshotHook>,
@@ -123,12 +136,24 @@ impl Store {
                 error,
             })?;
         let recovered = recovery::recover(dir, options.prealloc_chunk)?;
+        let spawn_err = |error| OpenError::Io {
+            what: "cannot start a store thread".into(),
+            error,
+        };
+        // The writer's timer for retries (heal.rs); it starts no thread.
+        let timer = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .map_err(spawn_err)?;
+        let (tx, rx) = mpsc::channel(8192);
         let inner = Arc::new(Inner {
             dir: dir.clone(),
             sessions: RwLock::new(recovered.sessions),
             counters: Counters::default(),
             checkpoints_pending: AtomicUsize::new(0),
-            snapshot_failed: AtomicBool::new(false),
+            snapshot_outcome: Mutex::new(None),
+            wake_writer: tx.downgrade(),
+            health: Mutex::new(health::HealthCell::new()),
             last_checkpoint_at: Mutex::new(None),
             #[cfg(test)]
             before_snapshot,
@@ -142,11 +167,6 @@ impl Store {
             .journal_bytes
             .store(recovered.journal.written(), Ordering::Relaxed);
         let (ckpt_tx, ckpt_rx) = std::sync::mpsc::channel();
-        let (tx, rx) = mpsc::channel(8192);
-        let spawn_err = |error| OpenError::Io {
-            what: "cannot start a store thread".into(),
-            error,
-        };
         let ckpt_inner = inner.clone();
         let ckpt = std::thread::Builder::new()
             .name("checkpoint".into())
@@ -158,11 +178,12 @@ impl Store {
             checkpoints: ckpt_tx,
             options,
             poisoned: None,
+            snapshot_fault: None,
             dirty: recovered.report.replayed_records > 0 || !dir.sessions_json().exists(),
         };
         let writer = std::thread::Builder::new()
             .name("journal-writer".into())
-            .spawn(move || writer.run(rx))
+            .spawn(move || writer.run(rx, timer))
             .map_err(spawn_err)?;
         let store = Store {
             inner,
@@ -282,6 +303,7 @@ impl Store {
             request_budget: 0,
             request_budget_used: 0,
             sync: shared::sync::data_sync_method().map(str::to_string),
+            store: Some(self.health()),
         }
     }
 

@@ -16,6 +16,7 @@ fn small() -> StoreOptions {
     StoreOptions {
         compact_min_bytes: 16 * 1024,
         prealloc_chunk: 64 * 1024,
+        ..StoreOptions::default()
     }
 }
 

@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, warn};
 
 use super::checkpoint::{CheckpointInfo, Job, Message};
-use super::heal::Poisoned;
+use super::heal::{Poisoned, SnapshotFault};
 use super::journal::JournalFile;
 use super::{Inner, StoreOptions};
 
@@ -48,6 +48,8 @@ pub enum Command {
     Checkpoint { reply: CheckpointReply },
     /// Final snapshot, then stop.
     Close { reply: CheckpointReply },
+    /// A snapshot ended (sent by the checkpoint thread): look at how.
+    Wake,
     /// Test builds: answered once the batch it came in is done.
     #[cfg(test)]
     Fence(oneshot::Sender<()>),
@@ -92,15 +94,36 @@ pub struct Writer {
     /// Set after a failed journal write or fsync, until the failed batch
     /// is set aside (`heal.rs`): writes are refused meanwhile.
     pub poisoned: Option<Poisoned>,
+    /// Set after a failed snapshot, until one succeeds (`heal.rs`).
+    pub snapshot_fault: Option<SnapshotFault>,
     /// Whether the journal holds writes that `sessions.json` lacks. A
     /// checkpoint with nothing new answers at once and writes nothing.
     pub dirty: bool,
 }
 
 impl Writer {
-    pub fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+    /// Commits batches until `Close` (or every sender is gone). While a
+    /// fault waits for its next attempt, `timer` wakes the writer for it
+    /// even if no command comes (`heal.rs`).
+    pub fn run(mut self, mut rx: mpsc::Receiver<Command>, timer: tokio::runtime::Runtime) {
         let mut batch = Vec::with_capacity(64);
-        while let Some(first) = rx.blocking_recv() {
+        loop {
+            let received = match self.next_retry() {
+                None => rx.blocking_recv(),
+                // The timer is made inside the runtime that drives it.
+                Some(at) => match timer
+                    .block_on(async { tokio::time::timeout_at(at.into(), rx.recv()).await })
+                {
+                    Ok(received) => received,
+                    Err(_due) => {
+                        self.retry_due();
+                        continue;
+                    }
+                },
+            };
+            let Some(first) = received else {
+                return;
+            };
             batch.push(first);
             while batch.len() < MAX_BATCH {
                 match rx.try_recv() {
@@ -117,11 +140,13 @@ impl Writer {
 
     /// Commits one batch; if a `Close` came, returns who waits for the end.
     fn commit(&mut self, batch: &mut Vec<Command>) -> Option<Vec<CheckpointReply>> {
-        if batch
-            .iter()
-            .any(|c| matches!(c, Command::Put { .. } | Command::Delete { .. }))
-        {
-            self.heal_if_due();
+        self.note_snapshot_outcome();
+        self.retry_due();
+        if batch.iter().all(|c| matches!(c, Command::Wake)) {
+            // Only news of a snapshot: handled above. A compaction that is
+            // due waits for the next commit, as it always has.
+            batch.clear();
+            return None;
         }
         // One group commit is one batch (journal.rs): its header, then records.
         let mut buf = Vec::new();
@@ -183,6 +208,7 @@ impl Writer {
                     }
                     Command::Checkpoint { reply } => checkpoint_waiters.push(reply),
                     Command::Close { reply } => close = Some(reply),
+                    Command::Wake => {}
                     #[cfg(test)]
                     Command::Fence(reply) => fences.push(reply),
                 }
@@ -198,8 +224,19 @@ impl Writer {
             return Some(checkpoint_waiters);
         }
         let pending = self.snapshot_pending();
-        let due = !pending && self.journal.written() > self.compaction_threshold();
-        if due || (self.dirty && !checkpoint_waiters.is_empty()) {
+        // A fault waits for its own next attempt (heal.rs).
+        let due = !pending
+            && self.poisoned.is_none()
+            && self.snapshot_fault.is_none()
+            && self.journal.written() > self.compaction_threshold();
+        if self.poisoned.is_some() && !checkpoint_waiters.is_empty() {
+            // Asked for now: the snapshot that sets the failed write aside
+            // is the one asked for.
+            let result = self.heal();
+            for w in checkpoint_waiters {
+                let _ = w.send(result.clone());
+            }
+        } else if due || (self.dirty && !checkpoint_waiters.is_empty()) {
             // The new snapshot holds everything acknowledged so far.
             self.start_checkpoint(checkpoint_waiters);
         } else if !checkpoint_waiters.is_empty() && pending {
@@ -227,14 +264,12 @@ impl Writer {
     /// if the last one failed, marks the journal as holding writes that
     /// `sessions.json` lacks.
     ///
-    /// `checkpoints_pending` is read before `snapshot_failed`: the
-    /// checkpoint thread sets the flag before it counts a snapshot done,
-    /// so a writer that sees none pending also sees any failure.
+    /// `checkpoints_pending` is read before the outcome: the checkpoint
+    /// thread sets the outcome before it counts a snapshot done, so a
+    /// writer that sees none pending also sees any failure.
     fn snapshot_pending(&mut self) -> bool {
         let pending = self.inner.checkpoints_pending.load(Ordering::Acquire) > 0;
-        if self.inner.snapshot_failed.swap(false, Ordering::AcqRel) {
-            self.dirty = true;
-        }
+        self.note_snapshot_outcome();
         pending
     }
 
@@ -286,11 +321,14 @@ impl Writer {
                 self.journal.path.display()
             );
             error!(error = %e, "journal write failed; refusing writes until it is set aside");
+            // Degraded before the answers go out: a client told
+            // `unavailable` never sees `ok` in a ping that follows.
+            self.poisoned = Some(Poisoned::new(why.clone()));
+            self.publish_health();
             let err = unavailable(&why);
             acks.into_iter().for_each(|a| a.fail(err.clone()));
             // Answered first: setting the batch aside writes a snapshot.
-            self.poisoned = Some(Poisoned::new(why));
-            self.heal_if_due();
+            let _ = self.heal();
             return;
         }
         let writes = acks.len() as u64;
@@ -326,8 +364,7 @@ impl Writer {
         let c = &self.inner.counters;
         c.commits.fetch_add(1, Ordering::Relaxed);
         c.writes.fetch_add(writes, Ordering::Relaxed);
-        c.journal_bytes
-            .store(self.journal.written(), Ordering::Relaxed);
+        self.note_journal_bytes();
         for answer in answers {
             match answer {
                 Answer::Put(reply, session, old) => {
@@ -354,32 +391,35 @@ impl Writer {
     /// Starts a new journal, then hands the state as of now to the
     /// checkpoint thread, which writes `sessions.json` and then deletes the
     /// journals it covers.
-    fn start_checkpoint(&mut self, waiters: Vec<CheckpointReply>) {
-        let dir = self.inner.dir.journal_dir();
-        let next = match JournalFile::create(
-            &dir,
-            self.journal.generation + 1,
-            self.options.prealloc_chunk,
-        ) {
+    /// A failure to start the journal is a snapshot fault: tried again
+    /// with backoff (`heal.rs`), not at every commit.
+    pub(super) fn start_checkpoint(&mut self, waiters: Vec<CheckpointReply>) {
+        let next = match self.next_journal() {
             Ok(j) => j,
             Err(e) => {
-                warn!(error = %e, "cannot start a new journal; no snapshot this time");
+                let why = format!(
+                    "cannot start a new journal in {} for a snapshot: {e}",
+                    self.inner.dir.journal_dir().display()
+                );
                 for w in waiters {
-                    let _ = w.send(Err(format!(
-                        "cannot start a new journal in {}: {e}",
-                        dir.display()
-                    )));
+                    let _ = w.send(Err(why.clone()));
                 }
+                self.snapshot_failed(why);
                 return;
             }
         };
         let covered = std::mem::replace(&mut self.journal, next);
         self.dirty = false;
+        self.note_journal_bytes();
+        self.send_job(covered.generation, waiters);
+    }
+
+    /// Publishes the size of the journal in use for `stats`.
+    pub(super) fn note_journal_bytes(&self) {
         self.inner
             .counters
             .journal_bytes
             .store(self.journal.written(), Ordering::Relaxed);
-        self.send_job(covered.generation, waiters);
     }
 
     pub(super) fn send_job(&mut self, upto_generation: u64, waiters: Vec<CheckpointReply>) {
@@ -422,9 +462,7 @@ impl Writer {
             }
             return;
         }
-        let dir = self.inner.dir.journal_dir();
-        let next = self.journal.generation + 1;
-        let covered = match JournalFile::create(&dir, next, self.options.prealloc_chunk) {
+        let covered = match self.next_journal() {
             Ok(j) => std::mem::replace(&mut self.journal, j).generation,
             Err(e) => {
                 warn!(error = %e, "cannot start a fresh journal for the next start");
