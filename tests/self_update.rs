@@ -3,12 +3,12 @@
 //! tests/support/project.rs), run by the real `supervisor` and `worker`.
 //!
 //! Every commit deployed here is a real change to the source, built by
-//! cargo: a comment in worker/src (a worker-only commit), or an edit of a
-//! `main` that makes the built binary behave as a test needs. A project's
-//! first deploy changes the supervisor too (the supervisor under test was
-//! built from a commit the project does not have), so each test gets its
-//! self-update from its first build: builds are what these tests spend
-//! their time on.
+//! cargo: a comment (in worker/src for a worker-only commit, in
+//! supervisor/src for a supervisor change), or an edit of a `main` that
+//! makes the built binary behave as a test needs. Builds are what these
+//! tests spend their time on, so each test deploys as few commits as it
+//! can: the commit under test is the project's first deploy (see
+//! [`start`]).
 
 mod support;
 
@@ -16,6 +16,7 @@ use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -32,17 +33,44 @@ fn project() -> Project {
     p
 }
 
-/// `supervisor run` on `p`, its worker ready. The first deploy replaces
-/// it only if it knows the commit it was built from: say so if not.
+/// Whether a project's first deploy counts as a supervisor change. The
+/// updater compares it with the commit the running worker (else the
+/// supervisor) was built from: one the project lacks, so nothing can be
+/// compared and the deploy counts. Built outside a git checkout, they do
+/// not know their commit and the first deploy never counts: the tests
+/// then deploy the seed first (a worker-only deploy), so that the next
+/// commit is compared with it.
+fn first_deploy_replaces_the_supervisor() -> bool {
+    let worker = support::worker_bin();
+    [worker.as_path(), Path::new(supervisor_bin())]
+        .iter()
+        .any(|bin| {
+            let out = Command::new(bin).arg("--version").output().unwrap();
+            assert!(out.status.success(), "{}: {out:?}", bin.display());
+            !String::from_utf8_lossy(&out.stdout).contains("(unknown)")
+        })
+}
+
+/// `supervisor run` on `p`, its worker ready, such that the next deployed
+/// commit that changes supervisor/ replaces it.
 fn start(p: &Project, extra: &[&str]) -> Supervisor {
     let sup = p.start(extra);
-    let s = p.status();
-    assert!(
-        s["supervisor"]["commit"].is_string(),
-        "the supervisor under test does not know its commit (built outside a git \
-         checkout?), so a first deploy would not replace it: {s}"
-    );
+    if !first_deploy_replaces_the_supervisor() {
+        let (ok, out) = p.update();
+        assert!(ok, "{out}");
+        assert!(!out.contains("replaces itself"), "{out}");
+    }
     sup
+}
+
+/// Commits a comment in supervisor/src (a supervisor change, nothing
+/// else) and pushes it; the sha.
+fn push_supervisor_change(p: &Project) -> String {
+    p.push(
+        "supervisor/src/lib.rs",
+        append("// a supervisor change"),
+        "supervisor change",
+    )
 }
 
 /// An edit that replaces the first `from` with `to`; panics if the file
@@ -93,33 +121,32 @@ fn mkfifo(path: &Path) {
     nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
 }
 
-/// Deploys the seed, the project's first deploy (so it replaces the
-/// supervisor), and waits until the supervisor runs the seed release's
-/// binary (same pid) and has proven itself. The seed's sha.
-fn deploy_seed_replacing_the_supervisor(p: &Project, sup: &Supervisor) -> String {
-    let seed = p.head();
+/// Deploys a supervisor change and waits until the supervisor runs its
+/// release's binary (same pid) and has proven itself. The commit's sha.
+fn self_update(p: &Project, sup: &Supervisor) -> String {
+    let sha = push_supervisor_change(p);
     let (ok, out) = p.update();
     assert!(ok, "{out}");
     assert!(out.contains("replaces itself"), "{out}");
-    let new_bin = real(&p.release(&seed).join("supervisor"));
+    let new_bin = real(&p.release(&sha).join("supervisor"));
     let s = wait_until(DEADLINE, "the supervisor re-executed", || {
         let s = p.status();
         (s["supervisor"]["binary"] == new_bin.as_str()).then_some(s)
     });
     assert_eq!(s["supervisor"]["pid"], sup.pid(), "same process");
-    assert_eq!(s["supervisor"]["commit"], seed.as_str());
-    let proven = p.release(&seed).join("supervisor-proven");
+    assert_eq!(s["supervisor"]["commit"], sha.as_str());
+    let proven = p.release(&sha).join("supervisor-proven");
     wait_until(DEADLINE, "the new supervisor proven", || {
         proven.exists().then_some(())
     });
-    seed
+    sha
 }
 
 #[test]
 fn worker_only_deploys_keep_the_running_supervisors_release_and_a_restart_runs_it() {
     let p = project();
     let mut sup = start(&p, &[]);
-    let sup_sha = deploy_seed_replacing_the_supervisor(&p, &sup);
+    let sup_sha = self_update(&p, &sup);
     let release = p.release(&sup_sha);
     let sup_bin = real(&release.join("supervisor"));
 
@@ -151,7 +178,8 @@ fn worker_only_deploys_keep_the_running_supervisors_release_and_a_restart_runs_i
         "its proven marker was pruned"
     );
     // Kept: the deployed release, the three before it, and the running
-    // supervisor's (the oldest of all); the first worker-only one is gone.
+    // supervisor's (older than all of them); the first worker-only one
+    // (and the seed's, if it was deployed) is gone.
     let mut want: Vec<String> = deployed[1..].to_vec();
     want.push(sup_sha.clone());
     want.sort();
@@ -289,8 +317,8 @@ fn patient(p: &Project) -> Supervisor {
     start(p, &["--ready-timeout-ms", "120000"])
 }
 
-/// Deploys a commit (the project's first, so it replaces the supervisor)
-/// whose worker, started while a gate file exists, first waits at a FIFO.
+/// Deploys a supervisor change whose worker, started while a gate file
+/// exists, first waits at a FIFO.
 /// During the deploy the worker dies and the next one waits at the gate,
 /// so the self-update finds the worker not ready. Returns once status
 /// says the self-update waits.
@@ -302,7 +330,7 @@ fn self_update_waiting(p: &Project) -> Waiting {
     let root = p.dir.root();
     let (gate, gate_fifo) = (root.join("gate"), root.join("gate.fifo"));
     mkfifo(&gate_fifo);
-    let sha = p.push(
+    p.edit(
         "worker/src/main.rs",
         replace_once(
             "fn main() -> ExitCode {",
@@ -313,8 +341,9 @@ fn self_update_waiting(p: &Project) -> Waiting {
                  let _ = std::fs::read({gate_fifo:?});\n    }}"
             ),
         ),
-        "a worker that waits at a gate",
     );
+    p.edit("supervisor/src/lib.rs", append("// a supervisor change"));
+    let sha = p.commit_and_push("a worker that waits at a gate, a supervisor change");
     // The pull that follows the deploy (a fast-forward of the watched
     // checkout) waits in its post-merge hook until the test lets it go.
     let (in_hook, hook_fifo) = (root.join("in-hook"), root.join("hook.fifo"));
@@ -411,12 +440,17 @@ fn a_self_update_still_waiting_when_the_service_stops_happens_at_the_next_start(
 fn a_sigterm_while_the_supervisor_replaces_itself_is_not_lost() {
     support::strace::require_strace();
     let p = project();
-    // Run under strace, which holds the exec of the seed release's
+    if !first_deploy_replaces_the_supervisor() {
+        let mut sup = start(&p, &[]);
+        sup.signal(Signal::SIGTERM);
+        assert!(sup.wait_exit().success());
+    }
+    // Run under strace, which holds the exec of the next release's
     // supervisor 3 s at the kernel's door: the old image is still whole
     // (every thread alive) while the SIGTERM comes. (Only execve stops
     // under strace, so the cargo build it also runs is not slowed.)
-    let seed = p.head();
-    let new_bin = p.release(&seed).join("supervisor");
+    let sha = push_supervisor_change(&p);
+    let new_bin = p.release(&sha).join("supervisor");
     let args = p.args(&[]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let wrapper = [
@@ -435,23 +469,23 @@ fn a_sigterm_while_the_supervisor_replaces_itself_is_not_lost() {
     ];
     let mut sup = Supervisor::spawn_under(&p.dir, &wrapper, None, &args);
     let ready = sup.wait_ready();
-    assert!(ready["supervisor"]["commit"].is_string(), "{ready}");
     let real_pid = ready["supervisor"]["pid"].as_u64().unwrap() as u32;
     let _guard = KillOnDrop(Some(real_pid));
     assert_ne!(real_pid, sup.pid(), "strace runs it");
     let put = json!({"op": "put", "id": "kept", "data": 1});
     assert_eq!(Conn::connect(&p.dir.sock()).call(&put)["ok"], true);
 
-    // The first deploy replaces the supervisor.
+    // (The log dir may be an earlier run's too: count, do not just look.)
     let execs = || {
         sup.log_text("supervisor")
             .matches("replacing the supervisor in place")
             .count()
     };
-    assert_eq!(execs(), 0);
+    let before = execs();
+    let mark = sup.log_text("supervisor").len();
     let update = p.update_in_background();
     wait_until(BUILD_DEADLINE, "the exec under way", || {
-        (execs() > 0).then_some(())
+        (execs() > before).then_some(())
     });
     kill(Pid::from_raw(real_pid as i32), Signal::SIGTERM).unwrap();
     let out = update.wait_with_output().unwrap();
@@ -461,10 +495,11 @@ fn a_sigterm_while_the_supervisor_replaces_itself_is_not_lost() {
     let status = sup.wait_exit();
     let log = sup.log_text("supervisor");
     assert!(status.success(), "{status}: {log}");
-    let resumed = log
+    let new = &log[mark..];
+    let resumed = new
         .find("supervisor re-executed")
-        .unwrap_or_else(|| panic!("the new image did not run: {log}"));
-    assert!(log[resumed..].contains("stopping the service"), "{log}");
+        .unwrap_or_else(|| panic!("the new image did not run: {new}"));
+    assert!(new[resumed..].contains("stopping the service"), "{new}");
     assert!(!support::supervisor::alive(worker_pid(&ready)));
     let snapshot = p.dir.snapshot();
     assert_eq!(snapshot["kept"]["data"], 1);
