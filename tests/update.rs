@@ -1,8 +1,7 @@
 //! Updates from git with real repositories (a bare origin, the watched
 //! checkout, a developer clone) and real cargo builds, sharing one warm
-//! staging area (its own checkout and target dir) across the tests.
-//! Builds use the dev profile to keep the suite fast; the product default
-//! is release.
+//! staging area (its own checkout and target dir) across the tests (see
+//! tests/support/project.rs).
 
 mod support;
 
@@ -15,181 +14,11 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use serde_json::{json, Value};
-use support::supervisor::{request, status_of, supervisor_cmd, worker_pid, Supervisor, Tally};
+use support::project::{append, commit_all, Project, BUILD_DEADLINE};
+use support::supervisor::{
+    request, status_of, supervisor_cmd, worker_pid, KillOnDrop, Supervisor, Tally,
+};
 use support::{git, wait_until, Conn, TestDir};
-
-/// A build from a cold staging area takes minutes on a busy 2-core machine.
-const BUILD_DEADLINE: Duration = Duration::from_secs(1500);
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-/// One warm staging area for every test (and every run).
-fn staging() -> PathBuf {
-    workspace().join("target/update-test-staging")
-}
-
-/// A copy of this workspace as a git project: origin, watched checkout,
-/// and a developer clone to push from.
-struct Project {
-    dir: TestDir,
-    origin: PathBuf,
-    checkout: PathBuf,
-    dev: PathBuf,
-}
-
-impl Project {
-    fn new() -> Project {
-        let dir = TestDir::new();
-        let seed = dir.root().join("seed");
-        fs::create_dir(&seed).unwrap();
-        let ws = workspace();
-        let files = git(
-            &ws,
-            &["ls-files", "--cached", "--others", "--exclude-standard"],
-        );
-        for f in files.lines() {
-            let from = ws.join(f);
-            if !from.is_file() {
-                continue;
-            }
-            let to = seed.join(f);
-            fs::create_dir_all(to.parent().unwrap()).unwrap();
-            fs::copy(&from, &to).unwrap();
-        }
-        git(&seed, &["init", "-q", "-b", "main"]);
-        git(&seed, &["add", "-A"]);
-        commit_all(&seed, "seed");
-        let origin = dir.root().join("origin.git");
-        let checkout = dir.root().join("checkout");
-        let dev = dir.root().join("dev");
-        git(
-            dir.root(),
-            &[
-                "clone",
-                "-q",
-                "--bare",
-                seed.to_str().unwrap(),
-                origin.to_str().unwrap(),
-            ],
-        );
-        git(
-            dir.root(),
-            &[
-                "clone",
-                "-q",
-                origin.to_str().unwrap(),
-                checkout.to_str().unwrap(),
-            ],
-        );
-        git(
-            dir.root(),
-            &[
-                "clone",
-                "-q",
-                origin.to_str().unwrap(),
-                dev.to_str().unwrap(),
-            ],
-        );
-        Project {
-            dir,
-            origin,
-            checkout,
-            dev,
-        }
-    }
-
-    /// Edits `path` in the developer clone, commits and pushes; the sha.
-    fn push(&self, path: &str, edit: impl FnOnce(String) -> String, message: &str) -> String {
-        let file = self.dev.join(path);
-        let text = fs::read_to_string(&file).unwrap();
-        fs::write(&file, edit(text)).unwrap();
-        commit_all(&self.dev, message);
-        git(&self.dev, &["push", "-q", "origin", "HEAD:main"]);
-        git(&self.dev, &["rev-parse", "HEAD"])
-    }
-
-    fn start(&self, args: &[&str]) -> Supervisor {
-        self.start_env(args, &[])
-    }
-
-    /// [`Project::start`] with `env` set for the supervisor.
-    fn start_env(&self, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Supervisor {
-        let staging = staging();
-        let mut all = vec![
-            "--repo",
-            self.checkout.to_str().unwrap(),
-            "--staging-dir",
-            staging.to_str().unwrap(),
-            "--build-profile",
-            "dev",
-            "--probation-ms",
-            "3000",
-            "--supervisor-probation-ms",
-            "1000",
-        ];
-        all.extend_from_slice(args);
-        let all: Vec<String> = all.into_iter().map(String::from).collect();
-        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
-        let mut sup = Supervisor::spawn_env(&self.dir, None, &refs, env);
-        sup.wait_ready();
-        sup
-    }
-
-    /// `supervisor update [--retry]`: (succeeded, what it printed).
-    fn update(&self, retry: bool) -> (bool, String) {
-        let mut cmd = supervisor_cmd(&self.dir.data, &["update"]);
-        if retry {
-            cmd.arg("--retry");
-        }
-        let out_path = self.dir.root().join("update.out");
-        let mut child = cmd
-            .stdout(fs::File::create(&out_path).unwrap())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let status = wait_until(BUILD_DEADLINE, "supervisor update to finish", || {
-            child.try_wait().unwrap()
-        });
-        let mut err = String::new();
-        std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
-        let out = fs::read_to_string(out_path).unwrap();
-        (status.success(), format!("{out}{err}"))
-    }
-
-    fn status(&self) -> Value {
-        status_of(&self.dir.data).1.expect("status answers")
-    }
-
-    fn ping(&self) -> Value {
-        Conn::connect(&self.dir.sock()).call(&json!({"op": "ping"}))
-    }
-}
-
-fn commit_all(dir: &Path, message: &str) {
-    git(dir, &["add", "-A"]);
-    git(
-        dir,
-        &[
-            "-c",
-            "user.name=test",
-            "-c",
-            "user.email=test@example.invalid",
-            "commit",
-            "-q",
-            "-m",
-            message,
-        ],
-    );
-}
-
-fn append(line: &'static str) -> impl FnOnce(String) -> String {
-    move |text| format!("{text}\n{line}\n")
-}
 
 /// Clients that write all along and count failures.
 struct Load {
@@ -256,9 +85,9 @@ fn pushes_deploy_bad_commits_are_held_and_rolled_back() {
     Conn::connect(&p.dir.sock()).call(&json!({"op": "put", "id": "kept", "data": {"v": 1}}));
 
     // The seed commit replaces the worker this supervisor was started with.
-    let (ok, out) = p.update(false);
+    let (ok, out) = p.update();
     assert!(ok, "{out}");
-    let seed = git(&p.dev, &["rev-parse", "HEAD"]);
+    let seed = p.head();
     assert_eq!(p.ping()["commit"], seed.as_str());
     assert_ne!(worker_pid(&p.status()), first_worker);
 
@@ -268,7 +97,7 @@ fn pushes_deploy_bad_commits_are_held_and_rolled_back() {
         append("// update test: a harmless change"),
         "harmless",
     );
-    let (ok, out) = p.update(false);
+    let (ok, out) = p.update();
     assert!(ok, "{out}");
     assert!(out.contains(&c1[..12]), "{out}");
     let s = p.status();
@@ -276,7 +105,7 @@ fn pushes_deploy_bad_commits_are_held_and_rolled_back() {
     assert_eq!(s["worker"]["commit"], c1.as_str());
     assert_eq!(s["update"]["deployed_commit"], c1.as_str());
     assert_eq!(git(&p.checkout, &["rev-parse", "HEAD"]), c1);
-    let release = p.dir.data.join("releases").join(&c1).join("worker");
+    let release = p.release(&c1).join("worker");
     assert!(release.is_file());
     assert_eq!(s["worker"]["binary"], release.to_str().unwrap());
 
@@ -286,7 +115,7 @@ fn pushes_deploy_bad_commits_are_held_and_rolled_back() {
         append("compile_error!(\"held on purpose\");"),
         "broken",
     );
-    let (ok, out) = p.update(false);
+    let (ok, out) = p.update();
     assert!(!ok, "{out}");
     assert!(out.contains("cargo build failed"), "{out}");
     let s = p.status();
@@ -307,7 +136,7 @@ fn pushes_deploy_bad_commits_are_held_and_rolled_back() {
     assert_eq!(p.ping()["commit"], c1.as_str());
     // Not rebuilt on the next poll.
     let builds = sup.log_text("supervisor").matches("building").count();
-    let (ok, out) = p.update(false);
+    let (ok, out) = p.update();
     assert!(ok, "{out}");
     assert!(out.contains("held"), "{out}");
     assert_eq!(
@@ -321,7 +150,7 @@ fn pushes_deploy_bad_commits_are_held_and_rolled_back() {
         |t| t.replace("compile_error!(\"held on purpose\");", "// fixed"),
         "fix",
     );
-    let (ok, out) = p.update(false);
+    let (ok, out) = p.update();
     assert!(ok, "{out}");
     assert_eq!(p.ping()["commit"], c3.as_str());
 
@@ -331,7 +160,7 @@ fn pushes_deploy_bad_commits_are_held_and_rolled_back() {
         |t| t.replacen("fn main() -> ExitCode {", "fn main() -> ExitCode {\n    std::process::exit(7);\n    #[allow(unreachable_code)]", 1),
         "exits at start",
     );
-    let (ok, out) = p.update(false);
+    let (ok, out) = p.update();
     assert!(!ok, "{out}");
     assert!(out.contains("rolled back"), "{out}");
     assert!(out.contains("exit code 7"), "{out}");
@@ -353,7 +182,7 @@ fn pushes_deploy_bad_commits_are_held_and_rolled_back() {
         },
         "dies after ready",
     );
-    let (ok, out) = p.update(false);
+    let (ok, out) = p.update();
     assert!(!ok, "{out}");
     assert!(out.contains("probation"), "{out}");
     let s = p.status();
@@ -375,7 +204,7 @@ fn polling_deploys_a_push_and_faults_never_stop_the_service() {
     let p = Project::new();
     let _sup = p.start(&["--poll-interval-ms", "300"]);
     // Polling alone deploys the seed.
-    let seed = git(&p.dev, &["rev-parse", "HEAD"]);
+    let seed = p.head();
     wait_until(BUILD_DEADLINE, "the seed deployed by polling", || {
         (p.status()["update"]["deployed_commit"] == seed.as_str()).then_some(())
     });
@@ -453,7 +282,7 @@ s.serve_forever()
 fn the_persons_checkout_is_never_touched_and_remotes_never_hang() {
     let p = Project::new();
     let _sup = p.start(&[]);
-    let (ok, out) = p.update(false);
+    let (ok, out) = p.update();
     assert!(ok, "{out}");
 
     // A remote that asks for credentials: an error, at once, no prompt.
@@ -467,7 +296,7 @@ fn the_persons_checkout_is_never_touched_and_remotes_never_hang() {
             &format!("http://127.0.0.1:{port}/repo.git"),
         ],
     );
-    let (ok, out) = p.update(false);
+    let (ok, out) = p.update();
     let _ = server.kill();
     assert!(!ok, "{out}");
     assert!(out.contains("fetch failed"), "{out}");
@@ -486,7 +315,7 @@ fn the_persons_checkout_is_never_touched_and_remotes_never_hang() {
     fs::write(&readme, &edited).unwrap();
     let head = git(&p.checkout, &["rev-parse", "HEAD"]);
     let c1 = p.push("worker/src/lib.rs", append("// while dirty"), "while dirty");
-    let (ok, out) = p.update(false);
+    let (ok, out) = p.update();
     assert!(ok, "{out}");
     assert_eq!(p.ping()["commit"], c1.as_str());
     assert_eq!(fs::read_to_string(&readme).unwrap(), edited);
@@ -505,7 +334,7 @@ fn the_persons_checkout_is_never_touched_and_remotes_never_hang() {
         append("// while on a branch"),
         "on a branch",
     );
-    let (ok, out) = p.update(false);
+    let (ok, out) = p.update();
     assert!(ok, "{out}");
     assert_eq!(p.ping()["commit"], c2.as_str());
     assert_eq!(git(&p.checkout, &["rev-parse", "HEAD"]), head);
@@ -527,7 +356,7 @@ fn the_persons_checkout_is_never_touched_and_remotes_never_hang() {
         git(&p.dev, &["push", "-q", "--force", "origin", "HEAD:main"]);
         git(&p.dev, &["rev-parse", "HEAD"])
     };
-    let (ok, out) = p.update(false);
+    let (ok, out) = p.update();
     assert!(ok, "{out}");
     assert_eq!(p.ping()["commit"], forced.as_str());
     assert_eq!(git(&p.checkout, &["rev-parse", "HEAD"]), c2);
@@ -542,7 +371,7 @@ fn the_persons_checkout_is_never_touched_and_remotes_never_hang() {
 fn a_supervisor_change_replaces_it_in_place_and_a_restart_runs_the_deployed_release() {
     let p = Project::new();
     let mut sup = p.start(&[]);
-    let (ok, out) = p.update(false);
+    let (ok, out) = p.update();
     assert!(ok, "{out}");
     let pid = sup.pid();
     let load = Load::start(p.dir.sock(), 2);
@@ -552,7 +381,7 @@ fn a_supervisor_change_replaces_it_in_place_and_a_restart_runs_the_deployed_rele
         append("// a supervisor change"),
         "supervisor change",
     );
-    let (ok, out) = p.update(false);
+    let (ok, out) = p.update();
     assert!(ok, "{out}");
     let after = wait_until(
         Duration::from_secs(60),
@@ -575,12 +404,7 @@ fn a_supervisor_change_replaces_it_in_place_and_a_restart_runs_the_deployed_rele
     );
     let wpid = worker_pid(&after);
     // Once it has run its probation, later starts run it again.
-    let proven = p
-        .dir
-        .data
-        .join("releases")
-        .join(&c1)
-        .join("supervisor-proven");
+    let proven = p.release(&c1).join("supervisor-proven");
     wait_until(Duration::from_secs(60), "the new supervisor proven", || {
         proven.exists().then_some(())
     });
@@ -601,7 +425,7 @@ fn a_supervisor_change_replaces_it_in_place_and_a_restart_runs_the_deployed_rele
     let s = p.status();
     assert_eq!(s["worker"]["commit"], c1.as_str());
     assert_eq!(s["supervisor"]["commit"], c1.as_str());
-    let release = p.dir.data.join("releases").join(&c1);
+    let release = p.release(&c1);
     assert_eq!(
         s["worker"]["binary"],
         release.join("worker").to_str().unwrap()
@@ -612,7 +436,7 @@ fn a_supervisor_change_replaces_it_in_place_and_a_restart_runs_the_deployed_rele
 fn commits_that_land_during_a_build_win() {
     let p = Project::new();
     let sup = p.start(&[]);
-    let (ok, out) = p.update(false);
+    let (ok, out) = p.update();
     assert!(ok, "{out}");
     let c1 = p.push("worker/src/lib.rs", append("// first of two"), "first");
     let updating = {
@@ -700,18 +524,6 @@ fn the_build_cache_is_kept_out_of_backups_and_the_index() {
         tag.starts_with("Signature: 8a477f597d28d172789f06886806bc55"),
         "{tag}"
     );
-}
-
-/// Kills the real supervisor (not its strace) when dropped.
-struct KillOnDrop(Option<u32>);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        if let Some(pid) = self.0 {
-            let pid = nix::unistd::Pid::from_raw(pid as i32);
-            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
-        }
-    }
 }
 
 /// `supervisor update` with every chdir into `refused` (every chdir at
@@ -845,7 +657,7 @@ fn a_download_failure_is_retried_not_held_and_a_compile_error_is_held() {
     )
     .unwrap();
     let _sup = p.start_env(&["--poll-interval-ms", "300"], &[("PATH", &path)]);
-    let seed = git(&p.dev, &["rev-parse", "HEAD"]);
+    let seed = p.head();
 
     // The failed download: shown as a retry, nothing held.
     let s = wait_until(Duration::from_secs(300), "a retry or a hold", || {
@@ -926,9 +738,9 @@ fn the_persons_ssh_command_is_used_and_their_index_is_never_rewritten() {
         &["config", "core.sshCommand", fake.to_str().unwrap()],
     );
     let _sup = p.start(&[]);
-    let (ok, out) = p.update(false);
+    let (ok, out) = p.update();
     assert!(ok, "{out}");
-    let seed = git(&p.dev, &["rev-parse", "HEAD"]);
+    let seed = p.head();
     assert_eq!(p.ping()["commit"], seed.as_str());
     let said = fs::read_to_string(&calls).expect("the person's ssh command ran");
     assert!(said.contains("brain-origin git-upload-pack"), "{said}");
@@ -953,7 +765,7 @@ fn the_persons_ssh_command_is_used_and_their_index_is_never_rewritten() {
         (m.ino(), m.modified().unwrap(), fs::read(&index).unwrap())
     };
     let before = state();
-    let (ok, out) = p.update(false);
+    let (ok, out) = p.update();
     assert!(ok, "{out}");
     let why = p.status()["update"]["checkout"]
         .as_str()
@@ -967,11 +779,10 @@ fn the_persons_ssh_command_is_used_and_their_index_is_never_rewritten() {
 fn a_full_disk_while_installing_a_release_is_retried_not_held() {
     support::strace::require_strace();
     let p = Project::new();
-    let seed = git(&p.dev, &["rev-parse", "HEAD"]);
+    let seed = p.head();
     // The new file the worker release is copied into fails with ENOSPC
     // the first time each supervisor thread creates it.
-    let tmp_worker = p.dir.data.join("releases").join(&seed).join(".tmp-worker");
-    let staging = staging();
+    let tmp_worker = p.release(&seed).join(".tmp-worker");
     let wrapper = [
         "strace",
         "-f",
@@ -986,23 +797,13 @@ fn a_full_disk_while_installing_a_release_is_retried_not_held() {
         "-e",
         "inject=openat:error=ENOSPC:when=1",
     ];
-    let args = [
-        "--repo",
-        p.checkout.to_str().unwrap(),
-        "--staging-dir",
-        staging.to_str().unwrap(),
-        "--build-profile",
-        "dev",
-        "--probation-ms",
-        "3000",
-        "--supervisor-probation-ms",
-        "1000",
-    ];
+    let args = p.args(&[]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut sup = Supervisor::spawn_under(&p.dir, &wrapper, None, &args);
     let ready = sup.wait_ready();
     let _kill_real = KillOnDrop(ready["supervisor"]["pid"].as_u64().map(|p| p as u32));
 
-    let (ok, out) = p.update(false);
+    let (ok, out) = p.update();
     assert!(!ok, "{out}");
     assert!(out.contains("No space left on device"), "{out}");
     let s = p.status();
@@ -1014,7 +815,7 @@ fn a_full_disk_while_installing_a_release_is_retried_not_held() {
     // Tried again (once per thread that has not failed yet), it deploys.
     let mut tries = 1;
     loop {
-        let (ok, out) = p.update(false);
+        let (ok, out) = p.update();
         tries += 1;
         if ok {
             break;

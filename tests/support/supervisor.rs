@@ -24,6 +24,18 @@ pub fn supervisor_bin() -> &'static str {
     }
 }
 
+/// SIGKILLs the real supervisor (not the strace it runs under) when
+/// dropped, unless its pid was taken out.
+pub struct KillOnDrop(pub Option<u32>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+        }
+    }
+}
+
 /// A running `supervisor run`; SIGKILLed (and its worker with it) on drop.
 pub struct Supervisor {
     child: Child,
