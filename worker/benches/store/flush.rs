@@ -55,7 +55,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use tokio::runtime::Runtime;
@@ -113,8 +113,8 @@ fn usable_delays(cfg: &Config) -> Result<Vec<Duration>, String> {
     if cfg.flush_delays.iter().any(|d| !d.is_zero()) {
         let ok = Command::new("strace")
             .arg("-V")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
             .status()
             .is_ok_and(|s| s.success());
         if !ok {
