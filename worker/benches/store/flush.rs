@@ -341,6 +341,24 @@ fn print_report(
         }
     }
     p(String::new());
+    p("Each slice's puts/s (how steady the machine was):".into());
+    for &delay in bare.keys() {
+        for (cell, label, _) in &designs {
+            if let Some(a) = acc.get(&(delay, *cell)).filter(|a| a.slices.len() > 1) {
+                let each: Vec<String> = a.slices.iter().map(|r| thousands(*r)).collect();
+                let who = match cell {
+                    Cell::Socket(w) | Cell::Sqlite(w) => format!("{label}, {w}"),
+                    Cell::Pipelined => label.clone(),
+                };
+                p(format!(
+                    "  {:<9} {who:<38} {}",
+                    delay_label(delay),
+                    each.join(" / ")
+                ));
+            }
+        }
+    }
+    p(String::new());
     p(format!(
         "Load average (1/5/15 min) at the model's start: {load_at_start}; at end: {} ({} CPUs)",
         loadavg(),

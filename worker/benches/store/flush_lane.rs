@@ -4,8 +4,6 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::{Child, ChildStdin, ChildStdout, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
@@ -15,9 +13,9 @@ use shared::paths::DataDir;
 use tokio::runtime::Runtime;
 
 use super::super::{
-    expect_ok, first_answers, measure_window, payload, populate_ours, rng_for, session_id,
-    socket_put, socket_stats, spawn_worker_with, thread_cell, wait_checkpoint_idle, CommitStats,
-    Measured, Slice,
+    expect_ok, first_answers, payload, populate_ours, rng_for, session_id, socket_put,
+    socket_stats, spawn_worker_with, thread_cell, wait_checkpoint_idle, CommitStats, Measured,
+    Slice,
 };
 use super::{delay_label, flushing, CHILD_ENV, PIPELINE};
 
@@ -189,43 +187,45 @@ impl Drop for Lane {
 }
 
 /// One connection that sends `PIPELINE` puts, then reads their answers,
-/// in a loop.
+/// in a loop. The worker may write a burst's answers together, so the
+/// window starts and ends at the end of a burst: whole bursts only.
 fn pipelined_cell(slice: Slice, sock: &Path, sessions: usize) -> Measured {
-    let stop = Arc::new(AtomicBool::new(false));
-    let done = Arc::new(AtomicU64::new(0));
     let stream = UnixStream::connect(sock).expect("connect to the worker");
     stream
         .set_read_timeout(Some(Duration::from_secs(120)))
         .expect("read timeout");
-    let thread = {
-        let (stop, done) = (stop.clone(), done.clone());
-        std::thread::spawn(move || {
-            let mut reader = BufReader::new(stream.try_clone().expect("clone the stream"));
-            let mut writer = stream;
-            let mut rng = rng_for(0);
-            let (mut seq, mut line) = (0u64, String::new());
-            while !stop.load(Ordering::Relaxed) {
-                let mut burst = String::new();
-                for _ in 0..PIPELINE {
-                    let id = session_id(rand::Rng::gen_range(&mut rng, 0..sessions));
-                    let data = payload(0, seq);
-                    burst.push_str(&format!(
-                        "{{\"op\":\"put\",\"id\":\"{id}\",\"data\":{data}}}\n"
-                    ));
-                    seq += 1;
-                }
-                writer.write_all(burst.as_bytes()).expect("send the puts");
-                for _ in 0..PIPELINE {
-                    line.clear();
-                    reader.read_line(&mut line).expect("read an answer");
-                    expect_ok(&line, "a pipelined put");
-                    done.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        })
+    let mut reader = BufReader::new(stream.try_clone().expect("clone the stream"));
+    let mut writer = stream;
+    let mut rng = rng_for(0);
+    let (mut seq, mut line) = (0u64, String::new());
+    let mut burst = || {
+        let mut puts = String::new();
+        for _ in 0..PIPELINE {
+            let id = session_id(rand::Rng::gen_range(&mut rng, 0..sessions));
+            let data = payload(0, seq);
+            puts.push_str(&format!(
+                "{{\"op\":\"put\",\"id\":\"{id}\",\"data\":{data}}}\n"
+            ));
+            seq += 1;
+        }
+        writer.write_all(puts.as_bytes()).expect("send the puts");
+        for _ in 0..PIPELINE {
+            line.clear();
+            reader.read_line(&mut line).expect("read an answer");
+            expect_ok(&line, "a pipelined put");
+        }
     };
-    let m = measure_window(&done, slice);
-    stop.store(true, Ordering::Relaxed);
-    thread.join().expect("the pipelining client panicked");
-    m
+    let warm = Instant::now();
+    while warm.elapsed() < slice.warmup {
+        burst();
+    }
+    let (t0, mut bursts) = (Instant::now(), 0u64);
+    while t0.elapsed() < slice.measured {
+        burst();
+        bursts += 1;
+    }
+    Measured {
+        ops: bursts * PIPELINE as u64,
+        secs: t0.elapsed().as_secs_f64(),
+    }
 }
