@@ -28,6 +28,13 @@
 //!   at most N writes waiting, so the best a writer can do is to put all N
 //!   in every flush: N writes per T. 1.0 means every flush carried every
 //!   client's write and the next flush started as soon as one ended.
+//!   T is measured, not assumed, because holding a thread costs a little
+//!   more than the delay (see below); "nominal" is the same share with
+//!   T = delay + T at 0, comparable with figures taken that way. T and
+//!   the cells are measured in different slices, so a disk that stalls in
+//!   one of them can push a share above 1.0: that cell is noise;
+//! - busy = flushes/s × T: about 1.0 when a flush is always in progress,
+//!   so that the share lost is all in how full the flushes are.
 //!
 //! How the delay is injected, and why that is faithful: every process that
 //! flushes (the worker, and the process that runs (b) and the bare loop)
