@@ -241,6 +241,12 @@ impl Config {
                         "{src}={v:?} is not a comma-separated list of milliseconds \
                          (0 to 10000; 0 = the real disk alone)"
                     )
+                })
+                .map(|mut l| {
+                    // Each delay is one worker and one data dir.
+                    l.sort();
+                    l.dedup();
+                    l
                 })?,
         };
         Ok(Config {
