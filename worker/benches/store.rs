@@ -16,6 +16,11 @@
 //! `serde_json::from_slice::<serde_json::Value>` of the same snapshot, and
 //! two plain fdatasync loops as the disk's baseline.
 //!
+//! Then the flush-latency model (`flush.rs`): (d) and (b) again, at the
+//! smallest size, with every flush made slower by an injected delay (17 ms
+//! is a Mac's `F_FULLFSYNC`), reporting writes per flush and the share of
+//! the ideal group commit. Linux-only for delays above 0 (it uses strace).
+//!
 //! Run: `cargo bench -p worker --bench store`
 //!
 //! Environment variables (or flags after `--`, which win) shape a run:
@@ -31,6 +36,10 @@
 //! | `BENCH_NAIVE_MAX_WRITES` | `--naive-max-writes N` | 3 per slice, at >= 10,000 sessions   |
 //! | `BENCH_RESTORE_REPS`     | `--restore-reps N`     | 3 (the median is reported)           |
 //! | `BENCH_TMPDIR`           | `--tmpdir DIR`         | /tmp                                 |
+//! | `BENCH_ONLY`             | `--only PART`          | all; `designs` (the table, baselines |
+//! |                          |                        | and restore) or `flush` (the model)  |
+//! | `BENCH_FLUSH_DELAYS`     | `--flush-delays A,B`   | 17 (ms added to every flush; 0 = the |
+//! |                          |                        | real disk alone)                     |
 //!
 //! Every cell's time is split into `rounds` slices and, within a round, all
 //! sizes and designs take their turn before the next round starts, so a
@@ -41,7 +50,9 @@
 //! in ours' time, so a snapshot written in the background never lands on
 //! the next design's clock.
 //!
-//! e.g. `BENCH_SECONDS=1 BENCH_SIZES=1000 cargo bench -p worker --bench store`.
+//! e.g. `BENCH_SECONDS=1 BENCH_SIZES=1000 cargo bench -p worker --bench store`,
+//! or the flush model alone at three flush times:
+//! `BENCH_ONLY=flush BENCH_FLUSH_DELAYS=0,2,17 BENCH_SIZES=1000 cargo bench -p worker --bench store`.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -63,6 +74,9 @@ use shared::protocol::Session;
 use tokio::runtime::Runtime;
 use tokio::sync::{mpsc, oneshot};
 use worker::store::{snapshot, Store, StoreOptions};
+
+#[path = "store/flush.rs"]
+mod flush;
 
 /// Bytes of JSON `data` per session.
 const DATA_BYTES: usize = 1000;
@@ -89,9 +103,22 @@ struct Config {
     naive_max_writes: u64,
     restore_reps: usize,
     tmpdir: PathBuf,
+    only: Only,
+    /// Injected on top of every flush by the flush model (`flush.rs`).
+    flush_delays: Vec<Duration>,
 }
 
-const KNOBS: [(&str, &str); 8] = [
+/// Which parts of the bench a run measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Only {
+    All,
+    /// The designs table, the disk baselines and the restore.
+    Designs,
+    /// The flush-latency model.
+    Flush,
+}
+
+const KNOBS: [(&str, &str); 10] = [
     ("seconds", "BENCH_SECONDS"),
     ("warmup", "BENCH_WARMUP"),
     ("rounds", "BENCH_ROUNDS"),
@@ -100,6 +127,8 @@ const KNOBS: [(&str, &str); 8] = [
     ("naive-max-writes", "BENCH_NAIVE_MAX_WRITES"),
     ("restore-reps", "BENCH_RESTORE_REPS"),
     ("tmpdir", "BENCH_TMPDIR"),
+    ("only", "BENCH_ONLY"),
+    ("flush-delays", "BENCH_FLUSH_DELAYS"),
 ];
 
 impl Config {
@@ -185,7 +214,44 @@ impl Config {
         if seconds_per_cell <= 0.0 {
             return Err("the measured time per cell must be above 0 seconds".into());
         }
+        let only = match raw.get("only") {
+            None => Only::All,
+            Some((v, src)) => match v.as_str() {
+                "all" => Only::All,
+                "designs" => Only::Designs,
+                "flush" => Only::Flush,
+                _ => return Err(format!("{src}={v:?} is not one of all, designs, flush")),
+            },
+        };
+        let flush_delays = match raw.get("flush-delays") {
+            None => vec![Duration::from_millis(17)],
+            Some((v, src)) => v
+                .split(',')
+                .map(|x| {
+                    x.trim()
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|ms| ms.is_finite() && (0.0..=10_000.0).contains(ms))
+                        .map(|ms| Duration::from_micros((ms * 1000.0).round() as u64))
+                })
+                .collect::<Option<Vec<_>>>()
+                .filter(|l| !l.is_empty())
+                .ok_or_else(|| {
+                    format!(
+                        "{src}={v:?} is not a comma-separated list of milliseconds \
+                         (0 to 10000; 0 = the real disk alone)"
+                    )
+                })
+                .map(|mut l| {
+                    // Each delay is one worker and one data dir.
+                    l.sort();
+                    l.dedup();
+                    l
+                })?,
+        };
         Ok(Config {
+            only,
+            flush_delays,
             seconds: seconds_per_cell,
             warmup: seconds("warmup", 0.3)?,
             rounds: number("rounds", 3)? as usize,
@@ -620,13 +686,17 @@ fn naive_cell(
 // ---------------------------------------------------------------- (d) socket
 
 fn spawn_worker(dir: &DataDir, log: &Path) -> Child {
+    spawn_worker_with(Command::new(env!("CARGO_BIN_EXE_worker")), dir, log)
+}
+
+/// Starts `cmd` (the worker binary, or a command that runs it) on `dir`.
+fn spawn_worker_with(mut cmd: Command, dir: &DataDir, log: &Path) -> Child {
     let log = OpenOptions::new()
         .create(true)
         .append(true)
         .open(log)
         .expect("open the worker log");
-    Command::new(env!("CARGO_BIN_EXE_worker"))
-        .arg("--data-dir")
+    cmd.arg("--data-dir")
         .arg(dir.root())
         .env("RUST_LOG", "info")
         .env_remove("LISTEN_FDS")
@@ -642,6 +712,19 @@ fn spawn_worker(dir: &DataDir, log: &Path) -> Child {
 
 fn connect(sock: &Path) -> Client {
     Client::connect(sock, Duration::from_secs(120)).expect("connect to the worker")
+}
+
+/// One closed-loop client of (d): its own connection, each `put` waiting
+/// for its answer.
+fn socket_put(sock: &Path) -> impl FnMut(String, String) + Send + 'static {
+    let mut client = connect(sock);
+    move |id: String, data: String| {
+        let line = format!(r#"{{"op":"put","id":"{id}","data":{data}}}"#);
+        expect_ok(
+            &client.call_line(&line).expect("put over the socket"),
+            "put",
+        );
+    }
 }
 
 fn expect_ok(response: &str, what: &str) {
@@ -1106,16 +1189,7 @@ impl Setup {
             Design::Socket => {
                 let before = socket_stats(&mut self.control);
                 let sock = self.sock_dir.worker_sock();
-                let m = thread_cell(slice, w, n, |_| {
-                    let mut client = connect(&sock);
-                    move |id: String, data: String| {
-                        let line = format!(r#"{{"op":"put","id":"{id}","data":{data}}}"#);
-                        expect_ok(
-                            &client.call_line(&line).expect("put over the socket"),
-                            "put",
-                        );
-                    }
-                });
+                let m = thread_cell(slice, w, n, |_| socket_put(&sock));
                 let waited = wait_checkpoint_idle(&self.sock_dir);
                 (m, socket_stats(&mut self.control).delta(before), waited)
             }
@@ -1155,10 +1229,21 @@ struct Acc {
 }
 
 fn main() {
+    if let Some(child) = flush::child_request() {
+        // A process the flush model started (under strace): not a run.
+        flush::child_main(child);
+        return;
+    }
     let cfg = Config::from_env_and_args().unwrap_or_else(|e| {
         eprintln!("store bench: {e}");
         std::process::exit(2);
     });
+    if cfg.only != Only::Designs {
+        if let Err(e) = flush::preflight(&cfg) {
+            eprintln!("store bench: {e}");
+            std::process::exit(2);
+        }
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -1181,15 +1266,28 @@ fn main() {
         cfg.writers,
         base.display()
     );
+    if cfg.only != Only::Flush {
+        run_designs(&cfg, &rt, base, &log, &load_at_start);
+    }
+    if cfg.only != Only::Designs {
+        flush::run(&cfg, &rt, base, &log);
+    }
+    eprintln!(
+        "store bench: done in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+}
 
+/// The designs table, the disk baselines and the restore, then its report.
+fn run_designs(cfg: &Config, rt: &Runtime, base: &Path, log: &Path, load_at_start: &str) {
     let mut results = Results::default();
     eprintln!("baselines (1 writer, {RECORD_BYTES}-byte records):");
-    let append = baseline_append(base, &cfg);
+    let append = baseline_append(base, cfg);
     results.line(format!(
         "plain append + fdatasync (growing file):   {:>9} ops/s",
         thousands(append)
     ));
-    let prealloc = baseline_prealloc(base, &cfg);
+    let prealloc = baseline_prealloc(base, cfg);
     results.line(format!(
         "pwrite + fdatasync (preallocated file):    {:>9} ops/s",
         thousands(prealloc)
@@ -1200,7 +1298,7 @@ fn main() {
     let mut setups = Vec::new();
     for &n in &cfg.sizes {
         eprintln!("setting up {} sessions:", thousands(n as f64));
-        setups.push(Setup::new(&rt, &cfg, base, n, &log, &mut results));
+        setups.push(Setup::new(rt, cfg, base, n, log, &mut results));
     }
     settle();
     // Every (size, design) pair interleaved within each round, so that a
@@ -1212,7 +1310,7 @@ fn main() {
             for setup in &mut setups {
                 let n = setup.sessions;
                 for d in Design::ALL {
-                    let (mut m, stats, waited) = setup.run(&rt, slice, d, w);
+                    let (mut m, stats, waited) = setup.run(rt, slice, d, w);
                     m.secs += waited.as_secs_f64();
                     eprintln!(
                         "    round {round}/{}: {:<30} {:>7} sessions {:>11}: {:>9} ops/s{}",
@@ -1265,25 +1363,21 @@ fn main() {
     let mut restore = None;
     for setup in setups {
         let n = setup.sessions;
-        let sock_dir = setup.finish(&rt);
+        let sock_dir = setup.finish(rt);
         if n == largest && restore.is_none() {
             settle();
-            restore = Some(measure_restore(&cfg, &sock_dir, n, &log));
+            restore = Some(measure_restore(cfg, &sock_dir, n, log));
         }
         let _ = std::fs::remove_dir_all(sock_dir.root());
     }
 
     print_report(
-        &cfg,
+        cfg,
         &results,
         restore.as_ref(),
         append,
         prealloc,
-        &load_at_start,
-    );
-    eprintln!(
-        "store bench: done in {:.0} s",
-        started.elapsed().as_secs_f64()
+        load_at_start,
     );
 }
 
