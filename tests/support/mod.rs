@@ -413,16 +413,16 @@ pub fn worker_bin() -> PathBuf {
         .join("worker");
     static BUILD: std::sync::Once = std::sync::Once::new();
     BUILD.call_once(|| {
-        if !bin.exists() {
-            // `cargo test -p supervisor` alone does not build the worker.
-            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-            let status = Command::new(cargo)
-                .args(["build", "-p", "worker", "--bin", "worker"])
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
-                .status()
-                .expect("run cargo build -p worker");
-            assert!(status.success(), "cargo build -p worker failed");
-        }
+        // `cargo test -p supervisor` alone neither builds the worker nor
+        // rebuilds a stale one, so build it here every time: once per test
+        // binary, and a no-op of well under a second when it is fresh.
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "-q", "-p", "worker", "--bin", "worker"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("run cargo build -p worker");
+        assert!(status.success(), "cargo build -p worker failed");
     });
     assert!(
         bin.exists(),
