@@ -1,37 +1,73 @@
 //! A supervisor killed in the middle of a build leaves its cargo process
 //! group running; the next supervisor to start on the staging area kills
-//! it, and leaves alone what a live supervisor runs there. A fake `cargo`
-//! that sleeps stands in for the build: no real cargo runs here.
+//! it, and leaves alone what a live supervisor runs there. The build is a
+//! real `cargo build` of a tiny project whose build script records its
+//! pids and then takes its time, as a slow build does.
 
 mod support;
 
-use std::ffi::OsString;
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
-use std::process::Stdio;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use support::supervisor::{alive, supervisor_cmd, Supervisor};
 use support::{git, names_number, wait_until, worker_bin, TestDir, DEADLINE};
 
-/// A bare origin with one commit and the watched clone of it, a fake
-/// `cargo` that records its pid and its child's and sleeps, and the
-/// staging area, all in `dir`.
+/// A bare origin with one commit and the watched clone of it, and the
+/// staging area, all in `dir`. The commit is a workspace with the two
+/// packages the supervisor builds, `worker` and `supervisor`; the worker's
+/// build script writes cargo's pid and its own to `pids`, then sleeps.
 struct Setup {
     checkout: PathBuf,
     staging: PathBuf,
-    path: OsString,
     pids: PathBuf,
+}
+
+fn write(path: &Path, text: &str) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, text).unwrap();
 }
 
 impl Setup {
     fn new(dir: &TestDir) -> Setup {
         let root = dir.root();
         let seed = root.join("seed");
-        fs::create_dir(&seed).unwrap();
-        fs::write(seed.join("README"), "a project\n").unwrap();
+        let pids = root.join("cargo.pids");
+        write(
+            &seed.join("Cargo.toml"),
+            "[workspace]\nmembers = [\"worker\", \"supervisor\"]\nresolver = \"2\"\n",
+        );
+        write(
+            &seed.join("supervisor/Cargo.toml"),
+            "[package]\nname = \"supervisor\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+        );
+        write(&seed.join("supervisor/src/main.rs"), "fn main() {}\n");
+        write(
+            &seed.join("worker/Cargo.toml"),
+            "[package]\nname = \"worker\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+        );
+        write(&seed.join("worker/src/main.rs"), "fn main() {}\n");
+        // cargo runs the build script as its own child, in its group.
+        write(
+            &seed.join("worker/build.rs"),
+            &format!(
+                "fn main() {{\n    let p = {p:?};\n    let ids = format!(\"{{}} {{}}\", \
+                 std::os::unix::process::parent_id(), std::process::id());\n    \
+                 std::fs::write(format!(\"{{p}}.tmp\"), ids).unwrap();\n    \
+                 std::fs::rename(format!(\"{{p}}.tmp\"), p).unwrap();\n    \
+                 std::thread::sleep(std::time::Duration::from_secs(600));\n}}\n",
+                p = pids.to_str().unwrap()
+            ),
+        );
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let lock = Command::new(cargo)
+            .args(["generate-lockfile", "--offline", "-q"])
+            .current_dir(&seed)
+            .status()
+            .unwrap();
+        assert!(lock.success(), "cargo generate-lockfile failed");
         git(&seed, &["init", "-q", "-b", "main"]);
         git(&seed, &["add", "-A"]);
         git(&seed, &["commit", "-q", "-m", "seed"]);
@@ -39,27 +75,9 @@ impl Setup {
         let checkout = root.join("checkout");
         git(root, &["clone", "-q", "--bare", "seed", "origin.git"]);
         git(root, &["clone", "-q", origin.to_str().unwrap(), "checkout"]);
-
-        let bin = root.join("fake-bin");
-        fs::create_dir(&bin).unwrap();
-        let pids = root.join("cargo.pids");
-        // It answers `--version` (the supervisor checks that cargo runs)
-        // and otherwise must not exec: its pid leads the group, running
-        // `cargo`.
-        let script = format!(
-            "#!/bin/sh\n[ \"$1\" = --version ] && {{ echo 'cargo 1.0.0 (fake)'; exit 0; }}\n\
-             sleep 600 &\necho \"$$ $!\" > {p}.tmp && mv {p}.tmp {p}\nwait\n",
-            p = pids.display()
-        );
-        fs::write(bin.join("cargo"), script).unwrap();
-        fs::set_permissions(bin.join("cargo"), fs::Permissions::from_mode(0o755)).unwrap();
-        let mut path = bin.into_os_string();
-        path.push(":");
-        path.push(std::env::var_os("PATH").unwrap_or_default());
         Setup {
             checkout,
             staging: root.join("staging"),
-            path,
             pids,
         }
     }
@@ -73,13 +91,12 @@ impl Setup {
             "--build-profile",
             "dev",
         ];
-        let env = [("PATH", self.path.as_os_str())];
-        let mut sup = Supervisor::spawn_env(dir, Some(&worker_bin()), &args, &env);
+        let mut sup = Supervisor::spawn_env(dir, Some(&worker_bin()), &args, &[]);
         sup.wait_ready();
         sup
     }
 
-    /// The fake cargo's pid (its group's id) and its sleeping child's.
+    /// cargo's pid (its group's id) and its build script's.
     fn cargo_pids(&self) -> Option<(u32, u32)> {
         let text = fs::read_to_string(&self.pids).ok()?;
         let mut it = text.split_whitespace().map(|w| w.parse().ok());
@@ -87,7 +104,7 @@ impl Setup {
     }
 }
 
-/// Kills the fake cargo's group if the test ends before the product did.
+/// Kills the build's group if the test ends before the product did.
 struct Group(u32);
 
 impl Drop for Group {
@@ -101,16 +118,16 @@ fn a_build_left_by_a_killed_supervisor_is_killed_at_the_next_start() {
     let dir = TestDir::new();
     let setup = Setup::new(&dir);
     let mut first = setup.start(&dir);
-    // The new commit gets built: the fake cargo starts, and sleeps.
+    // The new commit gets built: cargo starts, and the build script sleeps.
     let mut update = supervisor_cmd(&dir.data, &["update"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let (cargo, sleeper) = wait_until(DEADLINE, "the fake cargo to start", || setup.cargo_pids());
+    let (cargo, sleeper) = wait_until(DEADLINE, "the build script to start", || setup.cargo_pids());
     let _group = Group(cargo);
     let record = setup.staging.join("running").join(cargo.to_string());
-    wait_until(DEADLINE, "the fake cargo's record", || {
+    wait_until(DEADLINE, "the build's record", || {
         record.is_file().then_some(())
     });
 
@@ -137,7 +154,7 @@ fn a_build_left_by_a_killed_supervisor_is_killed_at_the_next_start() {
     update.wait().unwrap();
     assert!(
         alive(cargo) && alive(sleeper),
-        "the fake cargo died with its supervisor: nothing left to clean up"
+        "the build died with its supervisor: nothing left to clean up"
     );
 
     // The next start on the staging area kills the whole group.
