@@ -15,6 +15,7 @@ mod retry;
 pub mod snapshot;
 pub mod writer;
 
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -196,6 +197,18 @@ impl Store {
 
     /// Creates or replaces a session; returns once it is durable.
     pub async fn put(&self, id: String, data: Box<RawValue>) -> Result<Arc<Session>, ApiError> {
+        self.send_put(id, data).await?.await
+    }
+
+    /// Hands a put to the writer and returns what resolves once it is
+    /// durable: writes sent one after another this way (without awaiting
+    /// each) are applied in the order sent and may share one commit.
+    pub async fn send_put(
+        &self,
+        id: String,
+        data: Box<RawValue>,
+    ) -> Result<impl Future<Output = Result<Arc<Session>, ApiError>> + Send + 'static, ApiError>
+    {
         let updated_at = shared::time::now_rfc3339();
         let record = record::encode_put(&id, &data, &updated_at);
         let (reply, rx) = oneshot::channel();
@@ -207,21 +220,33 @@ impl Store {
             reply,
         };
         self.tx.send(cmd).await.map_err(|_| closed())?;
-        // The replaced session is freed here, not on the writer thread.
-        let (session, _replaced) = rx.await.map_err(|_| closed())??;
-        Ok(session)
+        Ok(async move {
+            // The replaced session is freed here, not on the writer thread.
+            let (session, _replaced) = rx.await.map_err(|_| closed())??;
+            Ok(session)
+        })
     }
 
     /// Deletes a session; returns once the deletion is durable.
     pub async fn delete(&self, id: String) -> Result<(), ApiError> {
+        self.send_delete(id).await?.await
+    }
+
+    /// Hands a delete to the writer; like [`Store::send_put`].
+    pub async fn send_delete(
+        &self,
+        id: String,
+    ) -> Result<impl Future<Output = Result<(), ApiError>> + Send + 'static, ApiError> {
         let record = record::encode_del(&id);
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Command::Delete { id, record, reply })
             .await
             .map_err(|_| closed())?;
-        let _removed = rx.await.map_err(|_| closed())??;
-        Ok(())
+        Ok(async move {
+            let _removed = rx.await.map_err(|_| closed())??;
+            Ok(())
+        })
     }
 
     /// One session, if it exists.
