@@ -2,10 +2,11 @@
 //! yet answered, oldest first.
 //!
 //! A client may send requests without waiting for each answer. Its `put`s
-//! and `delete`s are handed to the store's writer one after another, so
-//! they can share one commit, and answered in the order they came. Any
-//! other request first waits for every write before it to be answered, so
-//! a `get` after a `put` on the same connection sees the put.
+//! and `delete`s are gathered while more of them can be read at once, then
+//! handed to the store's writer together, so that they share one commit,
+//! and answered in the order they came. Any other request first waits for
+//! every write before it to be answered, so a `get` after a `put` on the
+//! same connection sees the put.
 //!
 //! Bounds: at most [`MAX_AHEAD`] requests. Beyond the first, the requests
 //! in flight take a [`LARGE_REQUEST`] slot of the shared request budget,
@@ -21,7 +22,7 @@ use shared::protocol::{Request, Response};
 
 use super::{answers, Out};
 use crate::limits::{LargeRequest, RequestBudget, LARGE_REQUEST};
-use crate::store::Store;
+use crate::store::{Prepared, Store};
 
 /// Requests in flight on one connection at most.
 pub const MAX_AHEAD: usize = 64;
@@ -30,6 +31,8 @@ pub const MAX_AHEAD: usize = 64;
 type Reply = Pin<Box<dyn Future<Output = Response> + Send>>;
 
 enum Entry {
+    /// A write encoded but not yet handed to the writer.
+    Unsent(Option<Prepared>, Reply),
     Waiting(Reply),
     Done(Response),
 }
@@ -78,32 +81,37 @@ impl Ahead {
         slot.is_some()
     }
 
-    /// Hands a `put` or `delete` of `len` request bytes to the writer.
-    pub async fn submit(&mut self, store: &Store, request: Request, len: usize) {
-        let entry = match request {
-            Request::Put { id, data } => match store.send_put(id, data).await {
-                Ok(durable) => Entry::Waiting(Box::pin(async move {
-                    match durable.await {
-                        Ok(session) => Response::Session(session),
-                        Err(e) => e.into(),
-                    }
-                })),
-                Err(e) => Entry::Done(e.into()),
-            },
-            Request::Delete { id } => match store.send_delete(id).await {
-                Ok(durable) => Entry::Waiting(Box::pin(async move {
-                    match durable.await {
-                        Ok(()) => Response::Done,
-                        Err(e) => e.into(),
-                    }
-                })),
-                Err(e) => Entry::Done(e.into()),
-            },
-            other => unreachable!("only writes are read ahead, not {other:?}"),
-        };
-        self.push(entry, len);
+    /// Takes a `put` or `delete` of `len` request bytes and encodes it,
+    /// to be handed to the writer with the others by [`Ahead::send`].
+    pub fn push_write(&mut self, store: &Store, request: Request, len: usize) {
+        let (write, reply) = prepare(store, request);
+        self.push(Entry::Unsent(Some(write), reply), len);
     }
 
+    /// Whether some write is not handed to the writer yet.
+    pub fn has_unsent(&self) -> bool {
+        self.queue
+            .iter()
+            .any(|(e, _)| matches!(e, Entry::Unsent(..)))
+    }
+
+    /// Hands every write taken so far to the writer, one right after
+    /// another and in order (all encoded already), so that it finds them
+    /// together.
+    pub async fn send(&mut self, store: &Store) {
+        for (entry, _) in self.queue.iter_mut() {
+            if let Entry::Unsent(write, _) = entry {
+                let write = write.take().expect("an unsent write is sent once");
+                // If the store is closing, the reply says so.
+                let _ = store.send(write).await;
+                let Entry::Unsent(_, reply) = std::mem::replace(entry, Entry::Done(Response::Done))
+                else {
+                    unreachable!("matched just above");
+                };
+                *entry = Entry::Waiting(reply);
+            }
+        }
+    }
     /// Queues an answer known already (a bad request), so it is written
     /// in its place.
     pub fn push_done(&mut self, response: Response, len: usize) {
@@ -116,7 +124,8 @@ impl Ahead {
     }
 
     /// Resolves once the oldest request has its answer (at once if none
-    /// is in flight). Cancel-safe: an answer is kept until written.
+    /// is in flight). Cancel-safe: an answer is kept until written. Only
+    /// after [`Ahead::send`] (an unsent write never completes).
     pub async fn oldest_done(&mut self) {
         if let Some((Entry::Waiting(reply), _)) = self.queue.front_mut() {
             let response = reply.as_mut().await;
@@ -125,23 +134,28 @@ impl Ahead {
     }
 
     /// Writes into `out` the answers of the oldest requests that have one,
-    /// up to the first still waiting.
+    /// up to the first still waiting or unsent.
     pub async fn answer_ready(&mut self, out: &mut Out) -> std::io::Result<()> {
         while let Some((front, _)) = self.queue.front_mut() {
-            if let Entry::Waiting(reply) = front {
-                match poll_fn(|cx| Poll::Ready(reply.as_mut().poll(cx))).await {
-                    Poll::Ready(response) => *front = Entry::Done(response),
-                    Poll::Pending => break,
+            match front {
+                Entry::Unsent(..) => break,
+                Entry::Waiting(reply) => {
+                    match poll_fn(|cx| Poll::Ready(reply.as_mut().poll(cx))).await {
+                        Poll::Ready(response) => *front = Entry::Done(response),
+                        Poll::Pending => break,
+                    }
                 }
+                Entry::Done(_) => {}
             }
             self.answer_oldest(out).await?;
         }
         Ok(())
     }
 
-    /// Waits for every answer in flight and writes them into `out`, in
-    /// order.
-    pub async fn settle(&mut self, out: &mut Out) -> std::io::Result<()> {
+    /// Sends what is unsent, waits for every answer in flight and writes
+    /// them into `out`, in order.
+    pub async fn settle(&mut self, store: &Store, out: &mut Out) -> std::io::Result<()> {
+        self.send(store).await;
         while !self.queue.is_empty() {
             self.oldest_done().await;
             self.answer_oldest(out).await?;
@@ -164,5 +178,33 @@ pub(super) async fn write(out: &mut Out, response: Response) -> std::io::Result<
     match response {
         Response::Session(session) => answers::session(out, &session).await,
         other => out.push(&other.to_line()).await,
+    }
+}
+
+/// Encodes a `put` or `delete` for the writer; what answers it once it
+/// is durable.
+fn prepare(store: &Store, request: Request) -> (Prepared, Reply) {
+    match request {
+        Request::Put { id, data } => {
+            let (write, durable) = store.prepare_put(id, data);
+            let reply = Box::pin(async move {
+                match durable.await {
+                    Ok(session) => Response::Session(session),
+                    Err(e) => e.into(),
+                }
+            });
+            (write, reply)
+        }
+        Request::Delete { id } => {
+            let (write, durable) = store.prepare_delete(id);
+            let reply = Box::pin(async move {
+                match durable.await {
+                    Ok(()) => Response::Done,
+                    Err(e) => e.into(),
+                }
+            });
+            (write, reply)
+        }
+        other => unreachable!("only writes are read ahead, not {other:?}"),
     }
 }

@@ -81,16 +81,16 @@ pub async fn serve(
                 Ok(request) if ahead::is_write(&request) => {
                     let buffer_large = buf.capacity() > CONNECTION_BUFFER;
                     if !ahead.admits(len, buffer_large, &mut large, budget) {
-                        ahead.settle(&mut out).await?;
+                        ahead.settle(store, &mut out).await?;
                         if !buffer_large {
                             // Others waiting for a slot get it now.
                             large = None;
                         }
                     }
-                    ahead.submit(store, request, len).await;
+                    ahead.push_write(store, request, len);
                 }
                 Ok(request) => {
-                    ahead.settle(&mut out).await?;
+                    ahead.settle(store, &mut out).await?;
                     respond(&mut out, store, shared, request).await?;
                 }
                 Err(e) => ahead.push_done(e.into(), len),
@@ -110,13 +110,26 @@ pub async fn serve(
                 start = 0;
             }
             if buf.len() == buf.capacity() || *shutdown.borrow() {
-                ahead.settle(&mut out).await?;
+                ahead.settle(store, &mut out).await?;
                 continue;
+            }
+            if ahead.has_unsent() {
+                // Gather every write that has arrived before handing them
+                // to the writer, so that they share its next commit.
+                match out.stream.try_read_buf(&mut buf) {
+                    Ok(0) => {
+                        ahead.settle(store, &mut out).await?;
+                        break;
+                    }
+                    Ok(_) => continue,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => ahead.send(store).await,
+                    Err(e) => return Err(e),
+                }
             }
             out.flush().await?;
             tokio::select! {
                 n = out.stream.read_buf(&mut buf) => if n? == 0 {
-                    ahead.settle(&mut out).await?;
+                    ahead.settle(store, &mut out).await?;
                     break;
                 },
                 () = ahead.oldest_done() => {}
