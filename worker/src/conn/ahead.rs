@@ -112,6 +112,7 @@ impl Ahead {
             }
         }
     }
+
     /// Queues an answer known already (a bad request), so it is written
     /// in its place.
     pub fn push_done(&mut self, response: Response, len: usize) {

@@ -15,9 +15,6 @@
 use std::time::Duration;
 
 use shared::protocol::{ErrorCode, Request, MAX_LINE};
-
-use ahead::Ahead;
-use out::Out;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 use tokio::sync::watch;
@@ -27,6 +24,9 @@ use tracing::debug;
 mod ahead;
 mod answers;
 mod out;
+
+use ahead::Ahead;
+use out::Out;
 
 use crate::limits::{LargeRequest, CONNECTION_BUFFER, LARGE_REQUEST};
 use crate::server::{answer, Shared};
