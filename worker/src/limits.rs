@@ -99,6 +99,15 @@ impl RequestBudget {
         LargeRequest(permit)
     }
 
+    /// A slot if one is free now and nobody is waiting for one (a
+    /// released slot goes to the longest waiter first, never to this).
+    pub fn try_reserve(&self) -> Option<LargeRequest> {
+        Arc::clone(&self.slots)
+            .try_acquire_owned()
+            .ok()
+            .map(LargeRequest)
+    }
+
     /// Bytes handed out now.
     pub fn used(&self) -> u64 {
         let used = self.total - self.slots.available_permits();

@@ -9,18 +9,24 @@
 //!   written page by page, a session's data straight from the store's
 //!   copy), and only for as long as the client keeps reading (the write
 //!   timeout);
-//! - time: a request line must be complete within the idle timeout.
+//! - time: a request line must be complete within the idle timeout;
+//! - requests read ahead of their answers: see [`ahead`].
 
 use std::time::Duration;
 
-use shared::protocol::{ApiError, ErrorCode, Request, Response, MAX_LINE};
+use shared::protocol::{ErrorCode, Request, MAX_LINE};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::debug;
 
+mod ahead;
 mod answers;
+mod out;
+
+use ahead::Ahead;
+use out::Out;
 
 use crate::limits::{LargeRequest, CONNECTION_BUFFER, LARGE_REQUEST};
 use crate::server::{answer, Shared};
@@ -29,98 +35,9 @@ use crate::store::Store;
 /// Answers are written in chunks of about this size.
 pub const OUT_CHUNK: usize = 64 * 1024;
 
-/// Writing one batch of answers may take this many write timeouts.
-const WHOLE_WRITE_STALLS: u32 = 4;
-
 /// How long a stopping worker waits for the first request of a
 /// connection it has accepted but not yet heard from.
 const FIRST_REQUEST_GRACE: Duration = Duration::from_millis(200);
-
-/// A connection's socket and the answers not yet written to it.
-struct Out {
-    stream: UnixStream,
-    buf: Vec<u8>,
-    write_timeout: Duration,
-}
-
-impl Out {
-    /// Writes what is buffered; an error if the client stalls (see
-    /// [`write_within`]). A large buffer is let go afterwards.
-    async fn flush(&mut self) -> std::io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let result = write_within(&mut self.stream, &self.buf, self.write_timeout).await;
-        self.buf.clear();
-        if self.buf.capacity() > 2 * OUT_CHUNK {
-            self.buf = Vec::new();
-        }
-        result
-    }
-
-    /// Writes `bytes` after what is buffered; a large slice is written
-    /// from where it is, not copied.
-    async fn write_through(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        if bytes.len() < OUT_CHUNK {
-            return self.push(bytes).await;
-        }
-        self.flush().await?;
-        write_within(&mut self.stream, bytes, self.write_timeout).await
-    }
-
-    /// Adds `bytes`, writing once a chunk has gathered.
-    async fn push(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        self.buf.extend_from_slice(bytes);
-        if self.buf.len() >= OUT_CHUNK {
-            self.flush().await?;
-        }
-        Ok(())
-    }
-
-    /// One error answer, written at once.
-    async fn error(&mut self, code: ErrorCode, message: String) -> std::io::Result<()> {
-        self.buf
-            .extend_from_slice(&Response::Error(ApiError::new(code, message)).to_line());
-        self.flush().await
-    }
-}
-
-/// Writes all of `bytes`. Each write must make progress within `stall`
-/// (a slow reader is not a stalled one), and the whole within
-/// [`WHOLE_WRITE_STALLS`] times that (nor may a reader that takes a byte
-/// now and then hold an answer forever).
-async fn write_within(
-    stream: &mut UnixStream,
-    bytes: &[u8],
-    stall: Duration,
-) -> std::io::Result<()> {
-    let write_all = async {
-        let mut done = 0;
-        while done < bytes.len() {
-            match tokio::time::timeout(stall, stream.write(&bytes[done..])).await {
-                Ok(Ok(0)) => return Err(std::io::ErrorKind::WriteZero.into()),
-                Ok(Ok(n)) => done += n,
-                Ok(Err(e)) => return Err(e),
-                Err(_) => return Err(stalled(stall)),
-            }
-        }
-        Ok(())
-    };
-    match tokio::time::timeout(stall * WHOLE_WRITE_STALLS, write_all).await {
-        Ok(r) => r,
-        Err(_) => Err(stalled(stall)),
-    }
-}
-
-fn stalled(timeout: Duration) -> std::io::Error {
-    std::io::Error::new(
-        std::io::ErrorKind::TimedOut,
-        format!(
-            "the client read none of its answers for {} ms; closing",
-            timeout.as_millis()
-        ),
-    )
-}
 
 /// What reading more of a request came to.
 enum Read {
@@ -154,16 +71,71 @@ pub async fn serve(
     let mut answered = false;
     let mut answered_since_read = false;
     let mut deadline = Instant::now() + idle;
+    let mut ahead = Ahead::default();
+    let budget = &shared.options.budget;
     loop {
         if let Some(i) = buf[start + scanned..].iter().position(|b| *b == b'\n') {
             let end = start + scanned + i;
-            respond(&mut out, store, shared, &buf[start..end]).await?;
+            let len = end + 1 - start;
+            match Request::parse(&buf[start..end]) {
+                Ok(request) if ahead::is_write(&request) => {
+                    let buffer_large = buf.capacity() > CONNECTION_BUFFER;
+                    if !ahead.admits(len, buffer_large, &mut large, budget) {
+                        ahead.settle(store, &mut out).await?;
+                        if !buffer_large {
+                            // Others waiting for a slot get it now.
+                            large = None;
+                        }
+                    }
+                    ahead.push_write(store, request, len);
+                }
+                Ok(request) => {
+                    ahead.settle(store, &mut out).await?;
+                    respond(&mut out, store, shared, request).await?;
+                }
+                Err(e) => ahead.push_done(e.into(), len),
+            }
             (start, scanned) = (end + 1, 0);
             answered = true;
             answered_since_read = true;
             continue;
         }
         scanned = buf.len() - start;
+        ahead.answer_ready(&mut out).await?;
+        if !ahead.is_empty() {
+            // Writes in flight: read on while they commit, until the
+            // buffer is full, the client stops, or the worker stops.
+            if start > 0 {
+                buf.drain(..start);
+                start = 0;
+            }
+            if buf.len() == buf.capacity() || *shutdown.borrow() {
+                ahead.settle(store, &mut out).await?;
+                continue;
+            }
+            if ahead.has_unsent() {
+                // Gather every write that has arrived before handing them
+                // to the writer, so that they share its next commit.
+                match out.stream.try_read_buf(&mut buf) {
+                    Ok(0) => {
+                        ahead.settle(store, &mut out).await?;
+                        break;
+                    }
+                    Ok(_) => continue,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => ahead.send(store).await,
+                    Err(e) => return Err(e),
+                }
+            }
+            out.flush().await?;
+            tokio::select! {
+                n = out.stream.read_buf(&mut buf) => if n? == 0 {
+                    ahead.settle(store, &mut out).await?;
+                    break;
+                },
+                () = ahead.oldest_done() => {}
+            }
+            continue;
+        }
         out.flush().await?;
         if answered_since_read {
             // The idle clock starts once the answers are out.
@@ -186,6 +158,10 @@ pub async fn serve(
             let mut small = Vec::with_capacity(CONNECTION_BUFFER);
             small.extend_from_slice(&buf);
             buf = small;
+        }
+        if buf.capacity() <= CONNECTION_BUFFER {
+            // The slot went to the long line just answered, or to requests
+            // read ahead, all answered now.
             large = None;
         }
         if buf.len() == buf.capacity() {
@@ -265,22 +241,18 @@ async fn stopping(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stop| *stop).await;
 }
 
-/// Answers one request line into `out`.
+/// Answers one request into `out`.
 async fn respond(
     out: &mut Out,
     store: &Store,
     shared: &Shared,
-    line: &[u8],
+    request: Request,
 ) -> std::io::Result<()> {
-    match Request::parse(line) {
-        Ok(Request::List { prefix, limit }) => {
+    match request {
+        Request::List { prefix, limit } => {
             answers::list(out, store, prefix.as_deref(), limit).await
         }
-        Ok(request) => match answer(store, request, shared).await {
-            Response::Session(session) => answers::session(out, &session).await,
-            other => out.push(&other.to_line()).await,
-        },
-        Err(e) => out.push(&Response::from(e).to_line()).await,
+        request => ahead::write(out, answer(store, request, shared).await).await,
     }
 }
 

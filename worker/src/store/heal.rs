@@ -1,7 +1,9 @@
 //! Storage faults and how the writer repairs them by itself.
 //!
-//! **A failed journal append.** A batch whose write or sync failed was
-//! answered `unavailable`, but its bytes may be on disk whole, in part, or
+//! **A failed journal append.** A batch whose write or sync failed is
+//! answered `unavailable` (after the first attempt to set it aside, below,
+//! so that a crash cannot bring back a write its client was told failed),
+//! but its bytes may be on disk whole, in part, or
 //! only in the page cache of the journal, from where a restart would replay
 //! them (or, once the cache is dropped, find zeros followed by later
 //! batches: corruption). Rewriting or syncing that file again proves

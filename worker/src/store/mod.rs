@@ -15,6 +15,7 @@ mod retry;
 pub mod snapshot;
 pub mod writer;
 
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -99,6 +100,9 @@ pub struct Store {
     threads: Arc<Mutex<Vec<std::thread::JoinHandle<()>>>>,
     _lock: Arc<shared::lock::PidLock>,
 }
+
+/// A put or delete encoded for the writer, not yet sent to it.
+pub struct Prepared(Command);
 
 fn closed() -> ApiError {
     ApiError::new(ErrorCode::Unavailable, "the store is shutting down")
@@ -196,6 +200,30 @@ impl Store {
 
     /// Creates or replaces a session; returns once it is durable.
     pub async fn put(&self, id: String, data: Box<RawValue>) -> Result<Arc<Session>, ApiError> {
+        let (write, durable) = self.prepare_put(id, data);
+        self.send(write).await?;
+        durable.await
+    }
+
+    /// Deletes a session; returns once the deletion is durable.
+    pub async fn delete(&self, id: String) -> Result<(), ApiError> {
+        let (write, durable) = self.prepare_delete(id);
+        self.send(write).await?;
+        durable.await
+    }
+
+    /// A put made ready for the writer, and what resolves once it is
+    /// durable (after [`Store::send`]; `unavailable` if it is never sent).
+    /// Writes prepared first and then sent one right after another reach
+    /// the writer together, in the order sent, and may share one commit.
+    pub fn prepare_put(
+        &self,
+        id: String,
+        data: Box<RawValue>,
+    ) -> (
+        Prepared,
+        impl Future<Output = Result<Arc<Session>, ApiError>> + Send + 'static,
+    ) {
         let updated_at = shared::time::now_rfc3339();
         let record = record::encode_put(&id, &data, &updated_at);
         let (reply, rx) = oneshot::channel();
@@ -206,22 +234,35 @@ impl Store {
             record,
             reply,
         };
-        self.tx.send(cmd).await.map_err(|_| closed())?;
-        // The replaced session is freed here, not on the writer thread.
-        let (session, _replaced) = rx.await.map_err(|_| closed())??;
-        Ok(session)
+        let durable = async move {
+            // The replaced session is freed here, not on the writer thread.
+            let (session, _replaced) = rx.await.map_err(|_| closed())??;
+            Ok(session)
+        };
+        (Prepared(cmd), durable)
     }
 
-    /// Deletes a session; returns once the deletion is durable.
-    pub async fn delete(&self, id: String) -> Result<(), ApiError> {
+    /// A delete made ready for the writer; like [`Store::prepare_put`].
+    pub fn prepare_delete(
+        &self,
+        id: String,
+    ) -> (
+        Prepared,
+        impl Future<Output = Result<(), ApiError>> + Send + 'static,
+    ) {
         let record = record::encode_del(&id);
         let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Command::Delete { id, record, reply })
-            .await
-            .map_err(|_| closed())?;
-        let _removed = rx.await.map_err(|_| closed())??;
-        Ok(())
+        let durable = async move {
+            let _removed = rx.await.map_err(|_| closed())??;
+            Ok(())
+        };
+        (Prepared(Command::Delete { id, record, reply }), durable)
+    }
+
+    /// Hands a prepared write to the writer (waiting only if its queue is
+    /// full); `unavailable` if the store is closing.
+    pub async fn send(&self, write: Prepared) -> Result<(), ApiError> {
+        self.tx.send(write.0).await.map_err(|_| closed())
     }
 
     /// One session, if it exists.

@@ -325,10 +325,14 @@ impl Writer {
             // `unavailable` never sees `ok` in a ping that follows.
             self.poisoned = Some(Poisoned::new(why.clone()));
             self.publish_health();
+            // Set aside before the answers go out: until a snapshot covers
+            // the failed journal, a restart could replay the batch, and a
+            // client told `unavailable` must not find its write later.
+            // (If setting it aside fails, the outcome stays unknown:
+            // heal.rs.)
+            let _ = self.heal();
             let err = unavailable(&why);
             acks.into_iter().for_each(|a| a.fail(err.clone()));
-            // Answered first: setting the batch aside writes a snapshot.
-            let _ = self.heal();
             return;
         }
         let writes = acks.len() as u64;
