@@ -285,11 +285,17 @@ fn snapshot_running(dir: &TestDir) -> bool {
     dir.names("").iter().any(|n| n.starts_with(".tmp-sessions"))
 }
 
-/// Sends SIGUSR1 and counts it.
+/// Sends SIGUSR1, counts it, and waits until the worker has taken it: two
+/// SIGUSR1s pending at once merge into one, which would leave one of them
+/// unanswered.
 fn signal(w: &Straced, sent: &mut usize) {
     let pid = w.pid.expect("the worker answered ping");
     kill(Pid::from_raw(pid as i32), Signal::SIGUSR1).expect("SIGUSR1 the worker");
     *sent += 1;
+    wait_until(DEADLINE, "the worker to take the SIGUSR1", || {
+        let taken = w.stderr().matches("SIGUSR1 received").count();
+        (taken >= *sent).then_some(())
+    });
 }
 
 /// Waits until the log answers `sent` SIGUSR1s ("checkpoint written" or

@@ -200,6 +200,9 @@ pub async fn run(config: Config, inherited: Inherited) -> Result<(), RunError> {
             _ = sigint.recv() => break "SIGINT",
             _ = &mut parent_gone => break "the supervisor is gone",
             _ = sigusr1.recv() => {
+                // Signals of one kind that arrive before this one is taken
+                // merge into it; this line says which were taken.
+                info!("SIGUSR1 received: writing sessions.json");
                 let store = store.clone();
                 tokio::spawn(async move {
                     match store.checkpoint().await {
