@@ -82,14 +82,14 @@ impl Writer {
             // Writes are refused: nothing is flushed, nothing to wait for.
             return;
         }
-        let Some(deadline) = self.group.deadline(batch.writes) else {
-            return;
-        };
         let counters = &self.inner.counters;
         let mut waited = false;
-        while batch.writes < self.group.expected() && batch.commands.len() < MAX_BATCH {
+        while batch.commands.len() < MAX_BATCH {
             let now = Instant::now();
-            if now >= deadline {
+            let Some(due) = self.group.due(batch.writes, now) else {
+                return;
+            };
+            if now >= due {
                 if waited {
                     counters.group_wait_timeouts.fetch_add(1, Ordering::Relaxed);
                 }
@@ -99,7 +99,7 @@ impl Writer {
                 waited = true;
                 counters.group_waits.fetch_add(1, Ordering::Relaxed);
             }
-            match rx.recv_timeout(deadline - now) {
+            match rx.recv_timeout(due - now) {
                 Ok(cmd) => {
                     batch.push(cmd);
                     batch.drain(rx);
