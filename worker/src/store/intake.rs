@@ -1,7 +1,8 @@
 //! How the writer takes commands: it waits for the first (or for the next
 //! repair attempt, `heal.rs`), takes every one queued behind it, may wait
 //! a little for the writes it expects (`group.rs`), commits them as one
-//! batch, takes what queued during the flush, and only then answers.
+//! batch, takes what queued during the flush, and only then answers
+//! (before any snapshot work the commit starts).
 
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -43,6 +44,11 @@ impl Writer {
             commands: Vec::with_capacity(64),
             writes: 0,
         };
+        // What queues during a flush: the start of the next batch.
+        let mut next = Batch {
+            commands: Vec::with_capacity(64),
+            writes: 0,
+        };
         loop {
             if batch.commands.is_empty() {
                 let received = match self.next_retry() {
@@ -61,14 +67,11 @@ impl Writer {
             batch.drain(&rx);
             self.gather(&rx, &mut batch);
             let answered = batch.writes;
-            batch.writes = 0;
-            let close = self.commit(&mut batch.commands);
-            if close.is_none() {
-                // Queued during the flush: the next batch has them already.
-                batch.drain(&rx);
-            }
-            self.group.committed(answered, batch.writes, Instant::now());
-            self.answer();
+            let close = self.commit(&mut batch.commands, &mut || next.drain(&rx));
+            self.group
+                .committed(answered, next.writes, self.answered_at);
+            std::mem::swap(&mut batch, &mut next);
+            next.writes = 0;
             if let Some(waiters) = close {
                 self.close(waiters);
                 return;

@@ -105,6 +105,8 @@ pub struct Writer {
     /// The last commit's answers, sent once the writer has taken what
     /// queued during its flush (`intake.rs`).
     answers: Vec<Answer>,
+    /// When the last answers went out.
+    pub(super) answered_at: std::time::Instant,
 }
 
 impl Writer {
@@ -125,11 +127,18 @@ impl Writer {
             dirty,
             group: GroupCommit::default(),
             answers: Vec::new(),
+            answered_at: std::time::Instant::now(),
         }
     }
 
     /// Commits one batch; if a `Close` came, returns who waits for the end.
-    pub(super) fn commit(&mut self, batch: &mut Vec<Command>) -> Option<Vec<CheckpointReply>> {
+    /// `before_answers` runs once the batch is durable, just before its
+    /// answers go out (`intake.rs` takes what queued during the flush).
+    pub(super) fn commit(
+        &mut self,
+        batch: &mut Vec<Command>,
+        before_answers: &mut dyn FnMut(),
+    ) -> Option<Vec<CheckpointReply>> {
         self.note_snapshot_outcome();
         self.retry_due();
         if batch.iter().all(|c| matches!(c, Command::Wake)) {
@@ -208,6 +217,10 @@ impl Writer {
         if !acks.is_empty() {
             self.make_durable(&mut buf, acks);
         }
+        before_answers();
+        // Answered before any snapshot work starts (a new journal costs
+        // syncs of its own).
+        self.answer();
         if let Some(reply) = close {
             // The final snapshot answers every checkpoint asked for with it.
             checkpoint_waiters.push(reply);
@@ -373,7 +386,8 @@ impl Writer {
     }
 
     /// Sends the last commit's answers: its writes are durable.
-    pub(super) fn answer(&mut self) {
+    fn answer(&mut self) {
+        self.answered_at = std::time::Instant::now();
         for answer in self.answers.drain(..) {
             match answer {
                 Answer::Put(reply, session, old) => {
