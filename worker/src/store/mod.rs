@@ -6,9 +6,12 @@
 //! See `journal.rs` for the file format and `recovery.rs` for restores.
 
 pub mod checkpoint;
+mod group;
 mod heal;
 mod health;
+mod intake;
 pub mod journal;
+mod queue;
 pub mod record;
 pub mod recovery;
 mod retry;
@@ -22,7 +25,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use serde_json::value::RawValue;
 use shared::paths::DataDir;
 use shared::protocol::{ApiError, ErrorCode, Session, SessionHeader, Stats};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 pub use checkpoint::CheckpointInfo;
 pub use recovery::{OpenError, RecoveryReport};
@@ -62,6 +65,10 @@ pub(crate) struct Counters {
     pub checkpoints: AtomicU64,
     pub journal_bytes: AtomicU64,
     pub snapshot_bytes: AtomicU64,
+    /// Flushes held back for expected writes (`group.rs`), and how many
+    /// of those waits ended before all of them came.
+    pub group_waits: AtomicU64,
+    pub group_wait_timeouts: AtomicU64,
 }
 
 /// Test builds: what runs before each snapshot (to hold one in flight or
@@ -83,12 +90,16 @@ pub struct Inner {
     pub(crate) snapshot_outcome: Mutex<Option<Result<(), String>>>,
     /// Wakes the writer when a snapshot ends (weak, so that the writer
     /// still ends when every `Store` handle is gone).
-    pub(crate) wake_writer: mpsc::WeakSender<Command>,
+    pub(crate) wake_writer: queue::WeakSender,
     /// What `ping` and `stats` report (`health.rs`).
     pub(crate) health: Mutex<health::HealthCell>,
     /// Test builds: run before each snapshot is written; an error fails it.
     #[cfg(test)]
     pub(crate) before_snapshot: Option<SnapshotHook>,
+    /// Test builds: how long each journal flush is made to last longer,
+    /// in microseconds (a slow disk).
+    #[cfg(test)]
+    pub(crate) slow_sync_micros: AtomicU64,
     pub(crate) last_checkpoint_at: Mutex<Option<String>>,
 }
 
@@ -96,7 +107,7 @@ pub struct Inner {
 #[derive(Clone)]
 pub struct Store {
     inner: Arc<Inner>,
-    tx: mpsc::Sender<Command>,
+    tx: Arc<queue::Sender>,
     threads: Arc<Mutex<Vec<std::thread::JoinHandle<()>>>>,
     _lock: Arc<shared::lock::PidLock>,
 }
@@ -144,23 +155,21 @@ impl Store {
             what: "cannot start a store thread".into(),
             error,
         };
-        // The writer's timer for retries (heal.rs); it starts no thread.
-        let timer = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .map_err(spawn_err)?;
-        let (tx, rx) = mpsc::channel(8192);
+        let (tx, rx) = queue::channel();
+        let tx = Arc::new(tx);
         let inner = Arc::new(Inner {
             dir: dir.clone(),
             sessions: RwLock::new(recovered.sessions),
             counters: Counters::default(),
             checkpoints_pending: AtomicUsize::new(0),
             snapshot_outcome: Mutex::new(None),
-            wake_writer: tx.downgrade(),
+            wake_writer: Arc::downgrade(&tx),
             health: Mutex::new(health::HealthCell::new()),
             last_checkpoint_at: Mutex::new(None),
             #[cfg(test)]
             before_snapshot,
+            #[cfg(test)]
+            slow_sync_micros: AtomicU64::new(0),
         });
         inner
             .counters
@@ -176,18 +185,16 @@ impl Store {
             .name("checkpoint".into())
             .spawn(move || checkpoint::run(ckpt_inner, ckpt_rx))
             .map_err(spawn_err)?;
-        let writer = Writer {
-            inner: inner.clone(),
-            journal: recovered.journal,
-            checkpoints: ckpt_tx,
+        let writer = Writer::new(
+            inner.clone(),
+            recovered.journal,
+            ckpt_tx,
             options,
-            poisoned: None,
-            snapshot_fault: None,
-            dirty: recovered.report.replayed_records > 0 || !dir.sessions_json().exists(),
-        };
+            recovered.report.replayed_records > 0 || !dir.sessions_json().exists(),
+        );
         let writer = std::thread::Builder::new()
             .name("journal-writer".into())
-            .spawn(move || writer.run(rx, timer))
+            .spawn(move || writer.run(rx))
             .map_err(spawn_err)?;
         let store = Store {
             inner,
@@ -371,8 +378,28 @@ impl Store {
         self.tx
             .send(Command::Fence(reply))
             .await
+            .map_err(|_| ())
             .expect("the writer runs");
         rx.await.expect("the writer answers a fence");
+    }
+
+    /// Test builds: every journal flush from now on lasts `by` longer.
+    #[cfg(test)]
+    pub(crate) fn slow_syncs(&self, by: std::time::Duration) {
+        self.inner
+            .slow_sync_micros
+            .store(by.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// Test builds: flushes held back for expected writes, and how many of
+    /// those waits timed out (`group.rs`).
+    #[cfg(test)]
+    pub(crate) fn group_waits(&self) -> (u64, u64) {
+        let c = &self.inner.counters;
+        (
+            c.group_waits.load(Ordering::Relaxed),
+            c.group_wait_timeouts.load(Ordering::Relaxed),
+        )
     }
 
     /// Writes the final snapshot and stops the store's threads. Writes
@@ -404,5 +431,7 @@ mod checkpoint_tests;
 mod cover_tests;
 #[cfg(test)]
 mod generation_tests;
+#[cfg(test)]
+mod group_tests;
 #[cfg(test)]
 mod tests;

@@ -9,16 +9,17 @@ use std::sync::Arc;
 
 use serde_json::value::RawValue;
 use shared::protocol::{ApiError, ErrorCode, Session};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tracing::{error, info, warn};
 
 use super::checkpoint::{CheckpointInfo, Job, Message};
+use super::group::GroupCommit;
 use super::heal::{Poisoned, SnapshotFault};
 use super::journal::JournalFile;
 use super::{Inner, StoreOptions};
 
 /// The most commands one commit takes.
-const MAX_BATCH: usize = 4096;
+pub(super) const MAX_BATCH: usize = 4096;
 
 pub type CheckpointReply = oneshot::Sender<Result<CheckpointInfo, String>>;
 
@@ -99,47 +100,45 @@ pub struct Writer {
     /// Whether the journal holds writes that `sessions.json` lacks. A
     /// checkpoint with nothing new answers at once and writes nothing.
     pub dirty: bool,
+    /// When to hold a flush back for more writes (`group.rs`).
+    pub(super) group: GroupCommit,
+    /// The last commit's answers, sent once the writer has taken what
+    /// queued during its flush (`intake.rs`).
+    answers: Vec<Answer>,
+    /// When the last answers went out.
+    pub(super) answered_at: std::time::Instant,
 }
 
 impl Writer {
-    /// Commits batches until `Close` (or every sender is gone). While a
-    /// fault waits for its next attempt, `timer` wakes the writer for it
-    /// even if no command comes (`heal.rs`).
-    pub fn run(mut self, mut rx: mpsc::Receiver<Command>, timer: tokio::runtime::Runtime) {
-        let mut batch = Vec::with_capacity(64);
-        loop {
-            let received = match self.next_retry() {
-                None => rx.blocking_recv(),
-                // The timer is made inside the runtime that drives it.
-                Some(at) => match timer
-                    .block_on(async { tokio::time::timeout_at(at.into(), rx.recv()).await })
-                {
-                    Ok(received) => received,
-                    Err(_due) => {
-                        self.retry_due();
-                        continue;
-                    }
-                },
-            };
-            let Some(first) = received else {
-                return;
-            };
-            batch.push(first);
-            while batch.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(cmd) => batch.push(cmd),
-                    Err(_) => break,
-                }
-            }
-            if let Some(waiters) = self.commit(&mut batch) {
-                self.close(waiters);
-                return;
-            }
+    pub fn new(
+        inner: Arc<Inner>,
+        journal: JournalFile,
+        checkpoints: std::sync::mpsc::Sender<Message>,
+        options: StoreOptions,
+        dirty: bool,
+    ) -> Writer {
+        Writer {
+            inner,
+            journal,
+            checkpoints,
+            options,
+            poisoned: None,
+            snapshot_fault: None,
+            dirty,
+            group: GroupCommit::default(),
+            answers: Vec::new(),
+            answered_at: std::time::Instant::now(),
         }
     }
 
     /// Commits one batch; if a `Close` came, returns who waits for the end.
-    fn commit(&mut self, batch: &mut Vec<Command>) -> Option<Vec<CheckpointReply>> {
+    /// `before_answers` runs once the batch is durable, just before its
+    /// answers go out (`intake.rs` takes what queued during the flush).
+    pub(super) fn commit(
+        &mut self,
+        batch: &mut Vec<Command>,
+        before_answers: &mut dyn FnMut(),
+    ) -> Option<Vec<CheckpointReply>> {
         self.note_snapshot_outcome();
         self.retry_due();
         if batch.iter().all(|c| matches!(c, Command::Wake)) {
@@ -218,6 +217,10 @@ impl Writer {
         if !acks.is_empty() {
             self.make_durable(&mut buf, acks);
         }
+        before_answers();
+        // Answered before any snapshot work starts (a new journal costs
+        // syncs of its own).
+        self.answer();
         if let Some(reply) = close {
             // The final snapshot answers every checkpoint asked for with it.
             checkpoint_waiters.push(reply);
@@ -315,7 +318,11 @@ impl Writer {
             acks.into_iter().for_each(|a| a.fail(err.clone()));
             return;
         }
-        if let Err(e) = self.journal.append_batch(buf, acks.len() as u32) {
+        let started = std::time::Instant::now();
+        let appended = self.journal.append_batch(buf, acks.len() as u32);
+        #[cfg(test)]
+        self.slow_sync();
+        if let Err(e) = appended {
             let why = format!(
                 "a journal write to {} failed ({e})",
                 self.journal.path.display()
@@ -335,8 +342,9 @@ impl Writer {
             acks.into_iter().for_each(|a| a.fail(err.clone()));
             return;
         }
+        self.group.flushed(started.elapsed());
         let writes = acks.len() as u64;
-        let mut answers = Vec::with_capacity(acks.len());
+        let mut answers = std::mem::take(&mut self.answers);
         {
             // Applied in order, one lookup per command, exactly as replay
             // applies the records.
@@ -369,7 +377,22 @@ impl Writer {
         c.commits.fetch_add(1, Ordering::Relaxed);
         c.writes.fetch_add(writes, Ordering::Relaxed);
         self.note_journal_bytes();
-        for answer in answers {
+        self.answers = answers;
+    }
+
+    /// Test builds: a slow disk (`Store::slow_syncs`).
+    #[cfg(test)]
+    fn slow_sync(&self) {
+        let micros = self.inner.slow_sync_micros.load(Ordering::Relaxed);
+        if micros > 0 {
+            std::thread::sleep(std::time::Duration::from_micros(micros));
+        }
+    }
+
+    /// Sends the last commit's answers: its writes are durable.
+    fn answer(&mut self) {
+        self.answered_at = std::time::Instant::now();
+        for answer in self.answers.drain(..) {
             match answer {
                 Answer::Put(reply, session, old) => {
                     let _ = reply.send(Ok((session, old)));
@@ -448,7 +471,7 @@ impl Writer {
     /// The final snapshot. A fresh (empty, preallocated) journal is started
     /// first so that the next start has nothing to replay and nothing to
     /// create; if that fails the snapshot covers the current journal too.
-    fn close(mut self, waiters: Vec<CheckpointReply>) {
+    pub(super) fn close(mut self, waiters: Vec<CheckpointReply>) {
         let pending = self.snapshot_pending();
         // A failed batch not yet set aside (heal.rs) needs this snapshot too.
         if self.poisoned.is_some() {
