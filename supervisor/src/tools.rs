@@ -41,50 +41,81 @@ pub fn find_tool(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// Runs `TOOL --version` (stdin closed, its own process group, killed
-/// after `timeout`). `Ok`: the first line it printed. `Err`: why it does
-/// not run and what to do, naming `tool`.
-pub fn version(tool: &Path, timeout: Duration) -> Result<String, String> {
-    let shown = tool.display();
-    let child = crate::signals::unblocked(&mut Command::new(tool))
+/// What `BIN --version` printed and how it ended.
+pub struct VersionRun {
+    pub status: std::process::ExitStatus,
+    /// stdout then stderr.
+    pub said: String,
+}
+
+impl VersionRun {
+    /// The first line that is not blank.
+    pub fn first(&self) -> Option<&str> {
+        self.said.lines().map(str::trim).find(|l| !l.is_empty())
+    }
+}
+
+/// Why `BIN --version` gave no answer.
+pub enum VersionFailure {
+    Spawn(std::io::Error),
+    Wait(std::io::Error),
+    TimedOut,
+}
+
+/// Runs `BIN --version` with stdin closed, in its own process group, and
+/// kills the group after `timeout`. Blocking.
+pub fn run_version(bin: &Path, timeout: Duration) -> Result<VersionRun, VersionFailure> {
+    let child = crate::signals::unblocked(&mut Command::new(bin))
         .arg("--version")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
         .spawn()
-        .map_err(|e| format!("`{shown} --version` cannot start: {e}"))?;
-    let group = child.id() as i32;
+        .map_err(VersionFailure::Spawn)?;
+    let group = nix::unistd::Pid::from_raw(child.id() as i32);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let _ = tx.send(child.wait_with_output());
     });
-    let out = match rx.recv_timeout(timeout) {
-        Ok(Ok(out)) => out,
-        Ok(Err(e)) => return Err(format!("`{shown} --version` failed: {e}")),
+    match rx.recv_timeout(timeout) {
+        Ok(Ok(out)) => Ok(VersionRun {
+            status: out.status,
+            said: format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        }),
+        Ok(Err(e)) => Err(VersionFailure::Wait(e)),
         Err(_) => {
-            let pgid = nix::unistd::Pid::from_raw(group);
-            let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
-            return Err(format!(
-                "`{shown} --version` did not answer within {} s; killed it. Check that it runs \
-                 in a terminal",
-                timeout.as_secs()
-            ));
+            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+            Err(VersionFailure::TimedOut)
         }
-    };
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let first = said.lines().map(str::trim).find(|l| !l.is_empty());
-    if out.status.success() {
+    }
+}
+
+/// Runs `TOOL --version` (see [`run_version`]). `Ok`: the first line it
+/// printed. `Err`: why it does not run and what to do, naming `tool`.
+pub fn version(tool: &Path, timeout: Duration) -> Result<String, String> {
+    let shown = tool.display();
+    let run = run_version(tool, timeout).map_err(|f| match f {
+        VersionFailure::Spawn(e) => format!("`{shown} --version` cannot start: {e}"),
+        VersionFailure::Wait(e) => format!("`{shown} --version` failed: {e}"),
+        VersionFailure::TimedOut => format!(
+            "`{shown} --version` did not answer within {} s; killed it. Check that it runs \
+             in a terminal",
+            timeout.as_secs()
+        ),
+    })?;
+    let first = run.first();
+    if run.status.success() {
         return Ok(first.unwrap_or("").to_string());
     }
     let first = first.unwrap_or("(no output)").trim_end_matches('.');
     let stub = ["xcode-select", "xcrun", "developer tools"]
         .iter()
-        .any(|w| said.to_lowercase().contains(w));
+        .any(|w| run.said.to_lowercase().contains(w));
     let todo = if stub {
         "this is the stand-in macOS ships until the Command Line Tools are installed: run \
          `xcode-select --install` (or install the tool with Homebrew and put it first on PATH)"
@@ -93,7 +124,7 @@ pub fn version(tool: &Path, timeout: Duration) -> Result<String, String> {
     };
     Err(format!(
         "`{shown} --version` failed ({}): {first}; {todo}, then run `supervisor install` again",
-        out.status
+        run.status
     ))
 }
 

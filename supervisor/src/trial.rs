@@ -3,9 +3,7 @@
 //! supervisor): it must run and say it is a supervisor, in time. Else
 //! the running supervisor stays, and says why.
 
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 /// How long a new supervisor binary gets to answer `--version`.
@@ -16,40 +14,19 @@ pub const TRY_TIMEOUT: Duration = Duration::from_secs(10);
 /// its first line, once it exited 0 and named itself `supervisor`. `Err`:
 /// why it will not do. Blocking.
 pub fn try_supervisor(bin: &Path, timeout: Duration) -> Result<String, String> {
-    let child = crate::signals::unblocked(&mut std::process::Command::new(bin))
-        .arg("--version")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .map_err(|e| format!("it does not start: {e}"))?;
-    let group = nix::unistd::Pid::from_raw(child.id() as i32);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    let out = match rx.recv_timeout(timeout) {
-        Ok(Ok(out)) => out,
-        Ok(Err(e)) => return Err(format!("waiting for `--version` failed: {e}")),
-        Err(_) => {
-            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
-            return Err(format!(
-                "`--version` did not answer within {} s",
-                timeout.as_secs()
-            ));
+    use crate::tools::{run_version, VersionFailure};
+    let run = run_version(bin, timeout).map_err(|f| match f {
+        VersionFailure::Spawn(e) => format!("it does not start: {e}"),
+        VersionFailure::Wait(e) => format!("waiting for `--version` failed: {e}"),
+        VersionFailure::TimedOut => {
+            format!("`--version` did not answer within {} s", timeout.as_secs())
         }
-    };
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let first = said.lines().map(str::trim).find(|l| !l.is_empty());
-    if !out.status.success() {
+    })?;
+    let first = run.first();
+    if !run.status.success() {
         return Err(format!(
             "`--version` ended with {}: {}",
-            out.status,
+            run.status,
             first.unwrap_or("no output")
         ));
     }
