@@ -56,8 +56,7 @@ fn first_deploy_replaces_the_supervisor() -> bool {
 fn start(p: &Project, extra: &[&str]) -> Supervisor {
     let sup = p.start(extra);
     if !first_deploy_replaces_the_supervisor() {
-        let (ok, out) = p.update();
-        assert!(ok, "{out}");
+        let out = p.deploy();
         assert!(!out.contains("replaces itself"), "{out}");
     }
     sup
@@ -125,8 +124,7 @@ fn mkfifo(path: &Path) {
 /// release's binary (same pid) and has proven itself. The commit's sha.
 fn self_update(p: &Project, sup: &Supervisor) -> String {
     let sha = push_supervisor_change(p);
-    let (ok, out) = p.update();
-    assert!(ok, "{out}");
+    let out = p.deploy();
     assert!(out.contains("replaces itself"), "{out}");
     let new_bin = real(&p.release(&sha).join("supervisor"));
     let s = wait_until(DEADLINE, "the supervisor re-executed", || {
@@ -156,8 +154,7 @@ fn worker_only_deploys_keep_the_running_supervisors_release_and_a_restart_runs_i
     for n in 1..=5 {
         let change = format!("// worker-only change {n}");
         let sha = p.push("worker/src/lib.rs", append(change), "worker-only change");
-        let (ok, out) = p.update();
-        assert!(ok, "{out}");
+        let out = p.deploy();
         assert!(!out.contains("replaces itself"), "{out}");
         let s = p.status();
         assert_eq!(s["update"]["deployed_commit"], sha.as_str());
@@ -266,8 +263,7 @@ fn a_new_supervisor_that_cannot_run_is_not_run_and_status_says_why() {
     }
     assert_eq!(p.ping()["ok"], true);
     // A later poll does not hide it, and runs nothing.
-    let (ok, out) = p.update();
-    assert!(ok, "{out}");
+    p.deploy();
     let s = p.status();
     assert_eq!(s["update"]["self_update"], why);
     assert_eq!(s["supervisor"]["binary"], me.as_str());

@@ -85,8 +85,7 @@ fn pushes_deploy_bad_commits_are_held_and_rolled_back() {
     Conn::connect(&p.dir.sock()).call(&json!({"op": "put", "id": "kept", "data": {"v": 1}}));
 
     // The seed commit replaces the worker this supervisor was started with.
-    let (ok, out) = p.update();
-    assert!(ok, "{out}");
+    p.deploy();
     let seed = p.head();
     assert_eq!(p.ping()["commit"], seed.as_str());
     assert_ne!(worker_pid(&p.status()), first_worker);
@@ -97,8 +96,7 @@ fn pushes_deploy_bad_commits_are_held_and_rolled_back() {
         append("// update test: a harmless change"),
         "harmless",
     );
-    let (ok, out) = p.update();
-    assert!(ok, "{out}");
+    let out = p.deploy();
     assert!(out.contains(&c1[..12]), "{out}");
     let s = p.status();
     assert_eq!(p.ping()["commit"], c1.as_str());
@@ -136,8 +134,7 @@ fn pushes_deploy_bad_commits_are_held_and_rolled_back() {
     assert_eq!(p.ping()["commit"], c1.as_str());
     // Not rebuilt on the next poll.
     let builds = sup.log_text("supervisor").matches("building").count();
-    let (ok, out) = p.update();
-    assert!(ok, "{out}");
+    let out = p.deploy();
     assert!(out.contains("held"), "{out}");
     assert_eq!(
         sup.log_text("supervisor").matches("building").count(),
@@ -150,8 +147,7 @@ fn pushes_deploy_bad_commits_are_held_and_rolled_back() {
         |t| t.replace("compile_error!(\"held on purpose\");", "// fixed"),
         "fix",
     );
-    let (ok, out) = p.update();
-    assert!(ok, "{out}");
+    p.deploy();
     assert_eq!(p.ping()["commit"], c3.as_str());
 
     // A worker that exits at start: rolled back and held.
@@ -282,8 +278,7 @@ s.serve_forever()
 fn the_persons_checkout_is_never_touched_and_remotes_never_hang() {
     let p = Project::new();
     let _sup = p.start(&[]);
-    let (ok, out) = p.update();
-    assert!(ok, "{out}");
+    p.deploy();
 
     // A remote that asks for credentials: an error, at once, no prompt.
     let (mut server, port) = start_auth_server(p.dir.root());
@@ -315,8 +310,7 @@ fn the_persons_checkout_is_never_touched_and_remotes_never_hang() {
     fs::write(&readme, &edited).unwrap();
     let head = git(&p.checkout, &["rev-parse", "HEAD"]);
     let c1 = p.push("worker/src/lib.rs", append("// while dirty"), "while dirty");
-    let (ok, out) = p.update();
-    assert!(ok, "{out}");
+    p.deploy();
     assert_eq!(p.ping()["commit"], c1.as_str());
     assert_eq!(fs::read_to_string(&readme).unwrap(), edited);
     assert_eq!(git(&p.checkout, &["rev-parse", "HEAD"]), head);
@@ -334,8 +328,7 @@ fn the_persons_checkout_is_never_touched_and_remotes_never_hang() {
         append("// while on a branch"),
         "on a branch",
     );
-    let (ok, out) = p.update();
-    assert!(ok, "{out}");
+    p.deploy();
     assert_eq!(p.ping()["commit"], c2.as_str());
     assert_eq!(git(&p.checkout, &["rev-parse", "HEAD"]), head);
     let why = p.status()["update"]["checkout"]
@@ -356,8 +349,7 @@ fn the_persons_checkout_is_never_touched_and_remotes_never_hang() {
         git(&p.dev, &["push", "-q", "--force", "origin", "HEAD:main"]);
         git(&p.dev, &["rev-parse", "HEAD"])
     };
-    let (ok, out) = p.update();
-    assert!(ok, "{out}");
+    p.deploy();
     assert_eq!(p.ping()["commit"], forced.as_str());
     assert_eq!(git(&p.checkout, &["rev-parse", "HEAD"]), c2);
     let why = p.status()["update"]["checkout"]
@@ -371,8 +363,7 @@ fn the_persons_checkout_is_never_touched_and_remotes_never_hang() {
 fn a_supervisor_change_replaces_it_in_place_and_a_restart_runs_the_deployed_release() {
     let p = Project::new();
     let mut sup = p.start(&[]);
-    let (ok, out) = p.update();
-    assert!(ok, "{out}");
+    p.deploy();
     let pid = sup.pid();
     let load = Load::start(p.dir.sock(), 2);
     let before = p.status();
@@ -381,8 +372,7 @@ fn a_supervisor_change_replaces_it_in_place_and_a_restart_runs_the_deployed_rele
         append("// a supervisor change"),
         "supervisor change",
     );
-    let (ok, out) = p.update();
-    assert!(ok, "{out}");
+    p.deploy();
     let after = wait_until(
         Duration::from_secs(60),
         "the re-executed supervisor",
@@ -436,8 +426,7 @@ fn a_supervisor_change_replaces_it_in_place_and_a_restart_runs_the_deployed_rele
 fn commits_that_land_during_a_build_win() {
     let p = Project::new();
     let sup = p.start(&[]);
-    let (ok, out) = p.update();
-    assert!(ok, "{out}");
+    p.deploy();
     let c1 = p.push("worker/src/lib.rs", append("// first of two"), "first");
     let updating = {
         let data = p.dir.data.clone();
@@ -738,8 +727,7 @@ fn the_persons_ssh_command_is_used_and_their_index_is_never_rewritten() {
         &["config", "core.sshCommand", fake.to_str().unwrap()],
     );
     let _sup = p.start(&[]);
-    let (ok, out) = p.update();
-    assert!(ok, "{out}");
+    p.deploy();
     let seed = p.head();
     assert_eq!(p.ping()["commit"], seed.as_str());
     let said = fs::read_to_string(&calls).expect("the person's ssh command ran");
@@ -765,8 +753,7 @@ fn the_persons_ssh_command_is_used_and_their_index_is_never_rewritten() {
         (m.ino(), m.modified().unwrap(), fs::read(&index).unwrap())
     };
     let before = state();
-    let (ok, out) = p.update();
-    assert!(ok, "{out}");
+    p.deploy();
     let why = p.status()["update"]["checkout"]
         .as_str()
         .unwrap_or("")

@@ -167,6 +167,26 @@ impl Project {
         (status.success(), format!("{out}{err}"))
     }
 
+    /// `supervisor update` that must deploy; its output. A build the
+    /// machine killed (a linker crashed by a signal, say) is not the
+    /// commit's fault: the service retries it at its next poll, and so
+    /// does this, twice at most.
+    pub fn deploy(&self) -> String {
+        let mut tries = 1;
+        loop {
+            let (ok, out) = self.update();
+            if ok {
+                return out;
+            }
+            assert!(
+                tries < 3 && out.contains("killed by a signal"),
+                "update failed: {out}"
+            );
+            eprintln!("update try {tries} failed on the machine, retried: {out}");
+            tries += 1;
+        }
+    }
+
     /// `supervisor update` started, not waited for.
     pub fn update_in_background(&self) -> Child {
         supervisor_cmd(&self.dir.data, &["update"])

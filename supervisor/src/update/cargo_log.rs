@@ -129,8 +129,12 @@ impl CargoLog {
         self.offline |= has(OFFLINE);
         self.exhausted |= has(EXHAUSTED);
         self.manifest |= has(MANIFEST);
-        // `process didn't exit successfully: `rustc …` (signal: 9, SIGKILL: kill)`
-        self.killed |= text.contains("(signal: ");
+        // `process didn't exit successfully: `rustc …` (signal: 9, SIGKILL: kill)`,
+        // or the linker under `cc`: `collect2: fatal error: ld terminated
+        // with signal 7 [Bus error]` (a full disk under its mapped output,
+        // or the OOM killer's signal 9). cargo then blames the crate it
+        // was linking, though the commit is not at fault.
+        self.killed |= text.contains("(signal: ") || text.contains(" terminated with signal ");
         if self.first_error.is_none() && text.starts_with("error") {
             self.first_error = Some(text.to_string());
         }
@@ -220,6 +224,19 @@ error: could not compile `worker` (lib) due to 1 previous error
             "{OUR_ERROR}\nCaused by:\n  process didn't exit successfully: `rustc --crate-name worker` (signal: 9, SIGKILL: kill)\n"
         );
         assert_eq!(read(&killed).cause(false), Cause::Killed);
+        // Nor is a linker that crashed (as seen on a CI machine).
+        let linker = "   Compiling worker v0.1.0 (/s/src/worker)\n\
+            error: linking with `cc` failed: exit status: 1\n\
+            = note: collect2: fatal error: ld terminated with signal 7 [Bus error]\n\
+            compilation terminated.\n\
+            error: could not compile `worker` (bin \"worker\") due to 1 previous error\n";
+        assert_eq!(read(linker).cause(false), Cause::Killed);
+        // A link error of our own (an undefined symbol) still is.
+        let undefined = "   Compiling worker v0.1.0 (/s/src/worker)\n\
+            error: linking with `cc` failed: exit status: 1\n\
+            = note: undefined reference to `missing_symbol'\n\
+            error: could not compile `worker` (bin \"worker\") due to 1 previous error\n";
+        assert_eq!(read(undefined).cause(false), Cause::OurCode);
         // Nor is a full disk while writing its output.
         let full = "   Compiling worker v0.1.0 (/s/src/worker)\n\
             error: failed to write /s/target/debug/deps/libworker.rlib: No space left on device (os error 28)\n\
