@@ -85,18 +85,24 @@ impl Writer {
             // Writes are refused: nothing is flushed, nothing to wait for.
             return;
         }
+        let gave_up = self.wait_for_expected(rx, batch);
+        self.group.gathered(batch.writes, Instant::now(), gave_up);
+    }
+
+    /// Whether it stopped waiting before the expected writes were in.
+    fn wait_for_expected(&mut self, rx: &Receiver, batch: &mut Batch) -> bool {
         let counters = &self.inner.counters;
         let mut waited = false;
         while batch.commands.len() < MAX_BATCH {
             let now = Instant::now();
             let Some(due) = self.group.due(batch.writes, now) else {
-                return;
+                return false;
             };
             if now >= due {
                 if waited {
                     counters.group_wait_timeouts.fetch_add(1, Ordering::Relaxed);
                 }
-                return;
+                return true;
             }
             if !waited {
                 waited = true;
@@ -109,10 +115,11 @@ impl Writer {
                 }
                 Err(Empty::Timeout) => {
                     counters.group_wait_timeouts.fetch_add(1, Ordering::Relaxed);
-                    return;
+                    return true;
                 }
-                Err(Empty::Closed) => return,
+                Err(Empty::Closed) => return false,
             }
         }
+        false
     }
 }
