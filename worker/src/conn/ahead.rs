@@ -209,3 +209,64 @@ fn prepare(store: &Store, request: Request) -> (Prepared, Reply) {
         other => unreachable!("only writes are read ahead, not {other:?}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `n` requests of `len` bytes in flight (answers known, so no store
+    /// is needed: the bounds count requests and bytes alike).
+    fn in_flight(n: usize, len: usize) -> Ahead {
+        let mut ahead = Ahead::default();
+        for _ in 0..n {
+            ahead.push_done(Response::Done, len);
+        }
+        ahead
+    }
+
+    #[test]
+    fn the_first_request_is_always_admitted_and_takes_no_slot() {
+        let budget = RequestBudget::new(0);
+        let _held = budget.try_reserve().expect("the one slot");
+        let mut slot = None;
+        assert!(Ahead::default().admits(LARGE_REQUEST, true, &mut slot, &budget));
+        assert!(slot.is_none());
+    }
+
+    #[test]
+    fn requests_in_flight_stay_within_the_count_and_one_slot_of_bytes() {
+        let budget = RequestBudget::new(4 * LARGE_REQUEST as u64);
+        let mut slot = None;
+        // The second request takes a slot, and keeps it for the rest.
+        assert!(in_flight(1, 100).admits(100, false, &mut slot, &budget));
+        assert!(slot.is_some());
+        assert_eq!(budget.used(), LARGE_REQUEST as u64);
+        assert!(in_flight(MAX_AHEAD - 1, 100).admits(100, false, &mut slot, &budget));
+        assert!(
+            !in_flight(MAX_AHEAD, 100).admits(100, false, &mut slot, &budget),
+            "more than {MAX_AHEAD} in flight"
+        );
+        // Bytes: together within one slot.
+        let half = LARGE_REQUEST / 2;
+        assert!(in_flight(1, half).admits(LARGE_REQUEST - half, false, &mut slot, &budget));
+        assert!(
+            !in_flight(1, half).admits(LARGE_REQUEST - half + 1, false, &mut slot, &budget),
+            "one byte over the slot"
+        );
+        assert_eq!(budget.used(), LARGE_REQUEST as u64, "still the one slot");
+    }
+
+    #[test]
+    fn with_no_slot_free_or_a_long_line_held_it_takes_one_request_at_a_time() {
+        let budget = RequestBudget::new(LARGE_REQUEST as u64);
+        let held = budget.try_reserve().expect("the one slot");
+        let mut slot = None;
+        assert!(!in_flight(1, 100).admits(100, false, &mut slot, &budget));
+        assert!(slot.is_none());
+        drop(held);
+        // The connection's buffer holds a slot for a long line: no second.
+        assert!(!in_flight(1, 100).admits(100, true, &mut slot, &budget));
+        assert!(slot.is_none());
+        assert!(in_flight(1, 100).admits(100, false, &mut slot, &budget));
+    }
+}
