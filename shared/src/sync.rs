@@ -19,6 +19,10 @@
 //! The method that worked is remembered for the whole process (the data
 //! directory is one volume), so later syncs go straight to it, and it is
 //! logged once. A ladder only ever steps down.
+//!
+//! For the store benchmark's flush model only, [`BENCH_DELAY_ENV`] makes
+//! every successful sync hold its thread a while longer, as a slower disk
+//! would (a Mac's `F_FULLFSYNC` takes about 17 ms); see [`bench_pause`].
 
 use std::fs::File;
 use std::io;
@@ -231,17 +235,44 @@ fn data_ladder() -> &'static Ladder {
 
 /// Makes `file`'s data and metadata durable (what `sync_all` promises).
 pub fn full_sync(file: &File) -> io::Result<()> {
-    full_ladder()
-        .sync_with(|m| m.call(file.as_raw_fd()))
-        .map(drop)
+    full_ladder().sync_with(|m| m.call(file.as_raw_fd()))?;
+    bench_pause();
+    Ok(())
 }
 
 /// Makes `file`'s data durable, with the metadata needed to read it back
 /// (what `sync_data` promises).
 pub fn data_sync(file: &File) -> io::Result<()> {
-    data_ladder()
-        .sync_with(|m| m.call(file.as_raw_fd()))
-        .map(drop)
+    data_ladder().sync_with(|m| m.call(file.as_raw_fd()))?;
+    bench_pause();
+    Ok(())
+}
+
+/// Microseconds every successful sync is held for, when set: a slow disk
+/// for the store benchmark's flush model, never for real use (the worker
+/// warns at start when it is set).
+pub const BENCH_DELAY_ENV: &str = "SECOND_BRAIN_BENCH_SYNC_DELAY_US";
+
+/// The delay [`BENCH_DELAY_ENV`] asks for, read once per process.
+pub fn bench_delay() -> Option<std::time::Duration> {
+    static DELAY: std::sync::OnceLock<Option<std::time::Duration>> = std::sync::OnceLock::new();
+    *DELAY.get_or_init(|| {
+        std::env::var(BENCH_DELAY_ENV)
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .filter(|us| *us > 0)
+            .map(std::time::Duration::from_micros)
+    })
+}
+
+/// Holds the calling thread for [`bench_delay`], if set: after the real
+/// sync, on the thread that made it, so that to the program it is a
+/// slower sync and nothing else (the benchmark's bare loop and its SQLite
+/// writer call it after their own syncs).
+pub fn bench_pause() {
+    if let Some(d) = bench_delay() {
+        std::thread::sleep(d);
+    }
 }
 
 /// The method data syncs (every acknowledged write) use in this process,

@@ -40,6 +40,8 @@
 //! |                          |                        | and restore) or `flush` (the model)  |
 //! | `BENCH_FLUSH_DELAYS`     | `--flush-delays A,B`   | 17 (ms added to every flush; 0 = the |
 //! |                          |                        | real disk alone)                     |
+//! | `BENCH_FLUSH_INJECT`     | `--flush-inject HOW`   | hook (each program holds its thread  |
+//! |                          |                        | after each sync) or strace           |
 //!
 //! Every cell's time is split into `rounds` slices and, within a round, all
 //! sizes and designs take their turn before the next round starts, so a
@@ -106,6 +108,18 @@ struct Config {
     only: Only,
     /// Injected on top of every flush by the flush model (`flush.rs`).
     flush_delays: Vec<Duration>,
+    /// How the flush model slows the flushes down.
+    flush_inject: Inject,
+}
+
+/// How the flush model slows every flush down (`flush.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Inject {
+    /// The programs hold the syncing thread after each sync themselves
+    /// (`shared::sync::bench_pause`).
+    Hook,
+    /// strace holds it (`delay_exit`), Linux-only.
+    Strace,
 }
 
 /// Which parts of the bench a run measures.
@@ -118,7 +132,7 @@ enum Only {
     Flush,
 }
 
-const KNOBS: [(&str, &str); 10] = [
+const KNOBS: [(&str, &str); 11] = [
     ("seconds", "BENCH_SECONDS"),
     ("warmup", "BENCH_WARMUP"),
     ("rounds", "BENCH_ROUNDS"),
@@ -129,6 +143,7 @@ const KNOBS: [(&str, &str); 10] = [
     ("tmpdir", "BENCH_TMPDIR"),
     ("only", "BENCH_ONLY"),
     ("flush-delays", "BENCH_FLUSH_DELAYS"),
+    ("flush-inject", "BENCH_FLUSH_INJECT"),
 ];
 
 impl Config {
@@ -223,6 +238,14 @@ impl Config {
                 _ => return Err(format!("{src}={v:?} is not one of all, designs, flush")),
             },
         };
+        let flush_inject = match raw.get("flush-inject") {
+            None => Inject::Hook,
+            Some((v, src)) => match v.as_str() {
+                "hook" => Inject::Hook,
+                "strace" => Inject::Strace,
+                _ => return Err(format!("{src}={v:?} is not one of hook, strace")),
+            },
+        };
         let flush_delays = match raw.get("flush-delays") {
             None => vec![Duration::from_millis(17)],
             Some((v, src)) => v
@@ -252,6 +275,7 @@ impl Config {
         Ok(Config {
             only,
             flush_delays,
+            flush_inject,
             seconds: seconds_per_cell,
             warmup: seconds("warmup", 0.3)?,
             rounds: number("rounds", 3)? as usize,
@@ -574,6 +598,8 @@ fn sqlite_writer(
             }
         }
         tx.commit().expect("COMMIT");
+        // The flush model's slower disk, after the commit's sync (flush.rs).
+        shared::sync::bench_pause();
         {
             let mut s = stats.lock().expect("stats lock");
             s.commits += 1;

@@ -90,6 +90,13 @@ fn main() -> ExitCode {
     };
     shared::logging::init_stderr(&filter);
     open_files.log();
+    if let Some(d) = shared::sync::bench_delay() {
+        tracing::warn!(
+            delay_us = d.as_micros() as u64,
+            "{} is set: every sync is held longer, as on a slow disk (for benchmarks only)",
+            shared::sync::BENCH_DELAY_ENV
+        );
+    }
     let config = Config {
         data_dir,
         store: StoreOptions {

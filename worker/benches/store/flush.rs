@@ -36,29 +36,41 @@
 //! - busy = flushes/s × T: about 1.0 when a flush is always in progress,
 //!   so that the share lost is all in how full the flushes are.
 //!
-//! How the delay is injected, and why that is faithful: every process that
-//! flushes (the worker, and the process that runs (b) and the bare loop)
-//! runs under `strace -f --seccomp-bpf -e trace=fdatasync,fsync -e
-//! inject=fdatasync,fsync:delay_exit=D`. The real system call runs first
-//! (the real disk's cost stays in), then the calling thread alone is held
-//! for D before the call returns to it. To the program that is a slower
-//! flush: the thread that flushes waits in the same place, holding what it
-//! holds in a real flush and nothing else, while every other thread (the
-//! socket, the clients, the runtime) runs on; `--seccomp-bpf` stops the
-//! process only at those two calls. Both designs see the same delay the
-//! same way, on every sync they make (SQLite's WAL checkpoints and our
-//! snapshots included), without a line of the store changed. A sleep
-//! added after the sync in a bench-only build would do the same for our
-//! writer, but not for SQLite, whose syncs happen inside its library.
+//! How the delay is injected, and why that is faithful (`--flush-inject`,
+//! default `hook`): every sync of every process that flushes is followed
+//! by a sleep of D on the thread that made it, before the sync returns to
+//! its caller. The worker does it in `shared::sync` (every journal,
+//! snapshot and directory sync goes through it) when
+//! `SECOND_BRAIN_BENCH_SYNC_DELAY_US` is set; the bench's own child does
+//! it after each sync of its bare loop and after each SQLite commit of
+//! its single batching writer. To the program that is a slower flush: the
+//! thread that flushes waits in the same place, holding what it holds in
+//! a real flush and nothing else, while every other thread (the socket,
+//! the clients, the runtime) runs at full speed. The real sync still runs
+//! first, so the real disk's cost stays in. SQLite's WAL checkpoint syncs
+//! happen inside its library and are not slowed (rare: one checkpoint
+//! per ~1,000 pages), which favours SQLite slightly.
+//!
+//! `strace` (`--flush-inject strace`: `strace -f --seccomp-bpf -e
+//! trace=fdatasync,fsync -e inject=fdatasync,fsync:delay_exit=D`) slows
+//! every sync without a line changed, and was the first choice. It is not
+//! faithful for the worker: strace 6.1 keeps the runtime's threads
+//! stopping at every system call (seen with `perf trace` on strace: ~3,000
+//! ptrace restarts a second for each of the two tokio threads, and a few
+//! per flush for the journal writer), so every socket read and write pays
+//! two ptrace stops. With strace and a 1 µs delay the worker through the
+//! socket at 32 clients ran 3.2x slower than without strace (42,630 ->
+//! 13,323 puts/s), in-process SQLite only 1.5x (50,405 -> 34,207). The
+//! round trips of the answered clients are what group commit waits for,
+//! so strace understated it most where it matters.
 //!
 //! What it does not model: a real drive serialises cache flushes, while
-//! held calls here overlap (our snapshot thread's syncs can overlap the
-//! writer's); and stopping a thread through ptrace costs a little on top
-//! of D, which is why T is measured under the same injection rather than
-//! taken as D.
+//! held syncs here overlap (our snapshot thread's syncs can overlap the
+//! writer's); and a sleep overshoots D a little, which is why T is
+//! measured with the same injection rather than taken as D.
 //!
-//! Linux-only for delays above 0 (strace). Elsewhere only the real disk is
-//! measured, which on a Mac is the 17 ms flush itself.
+//! The hook runs anywhere; on a Mac, the 0 ms row is the real
+//! `F_FULLFSYNC` itself. strace is Linux-only.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -67,7 +79,7 @@ use std::time::Duration;
 
 use tokio::runtime::Runtime;
 
-use super::{loadavg, thousands, Acc, CommitStats, Config, Measured};
+use super::{loadavg, thousands, Acc, CommitStats, Config, Inject, Measured};
 
 #[path = "flush_child.rs"]
 mod child;
@@ -89,14 +101,19 @@ const BARE_FILE: u64 = 8 << 20;
 
 // ---------------------------------------------------------------- injection
 
-/// Runs `program` with every `fdatasync` and `fsync` of every thread held
-/// for `delay` after the real call (none for 0).
-#[cfg(target_os = "linux")]
-fn flushing(program: &Path, delay: Duration) -> Command {
+/// Runs `program` with every sync held for `delay` after the real call
+/// (none for 0): by the program itself (`Inject::Hook`, the environment
+/// variable of `shared::sync::bench_pause`), or by strace.
+fn flushing(program: &Path, delay: Duration, how: Inject) -> Command {
     if delay.is_zero() {
         return Command::new(program);
     }
     let us = delay.as_micros();
+    if how == Inject::Hook {
+        let mut cmd = Command::new(program);
+        cmd.env(shared::sync::BENCH_DELAY_ENV, us.to_string());
+        return cmd;
+    }
     let mut cmd = Command::new("strace");
     cmd.args(["-f", "--seccomp-bpf", "-qq", "-o", "/dev/null"])
         .args(["-e", "trace=fdatasync,fsync"])
@@ -107,44 +124,29 @@ fn flushing(program: &Path, delay: Duration) -> Command {
     cmd
 }
 
-/// Elsewhere only the real disk: `usable_delays` keeps only 0.
-#[cfg(not(target_os = "linux"))]
-fn flushing(program: &Path, delay: Duration) -> Command {
-    assert!(delay.is_zero(), "flush delays are injected on Linux only");
-    Command::new(program)
-}
-
-/// The delays this machine can inject, or why it cannot.
-#[cfg(target_os = "linux")]
+/// The delays this machine can inject, or why it cannot: the hook works
+/// everywhere, strace only on Linux, and only where it is installed.
 fn usable_delays(cfg: &Config) -> Result<Vec<Duration>, String> {
-    if cfg.flush_delays.iter().any(|d| !d.is_zero()) {
-        let ok = Command::new("strace")
-            .arg("-V")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            return Err(
-                "the flush model injects its delays with strace, which did not run: \
-                 install it (apt-get install strace), or measure the real disk alone \
-                 with BENCH_FLUSH_DELAYS=0"
-                    .into(),
-            );
-        }
+    if cfg.flush_inject == Inject::Hook || cfg.flush_delays.iter().all(|d| d.is_zero()) {
+        return Ok(cfg.flush_delays.clone());
     }
-    Ok(cfg.flush_delays.clone())
-}
-
-#[cfg(not(target_os = "linux"))]
-fn usable_delays(cfg: &Config) -> Result<Vec<Duration>, String> {
-    if cfg.flush_delays.iter().any(|d| !d.is_zero()) {
-        eprintln!(
-            "flush model: injected flush delays need strace (Linux-only); \
-             measuring the real disk alone (0 ms)"
+    if !cfg!(target_os = "linux") {
+        return Err("BENCH_FLUSH_INJECT=strace is Linux-only; use hook".into());
+    }
+    let ok = Command::new("strace")
+        .arg("-V")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        return Err(
+            "BENCH_FLUSH_INJECT=strace needs strace, which did not run: install it \
+             (apt-get install strace), or use BENCH_FLUSH_INJECT=hook"
+                .into(),
         );
     }
-    Ok(vec![Duration::ZERO])
+    Ok(cfg.flush_delays.clone())
 }
 
 /// Checks, before anything is measured, that the model can run here.
@@ -189,7 +191,7 @@ pub fn run(cfg: &Config, rt: &Runtime, base: &Path, log: &Path) {
     );
     let mut lanes: Vec<Lane> = delays
         .iter()
-        .map(|&d| Lane::new(rt, base, n, d, log))
+        .map(|&d| Lane::new(rt, base, n, d, cfg.flush_inject, log))
         .collect();
     super::settle();
     let mut bare: BTreeMap<Duration, Measured> = Default::default();
@@ -251,12 +253,16 @@ fn print_report(
     p(String::new());
     p(format!(
         "Flush-latency model ({} sessions; {} s per cell in {} interleaved slices, \
-         each after {} s warm-up). Every fdatasync/fsync of the worker and of the \
-         (b) process is held for the delay after the real call (strace delay_exit).",
+         each after {} s warm-up). Every sync of the worker and of the (b) process \
+         is held for the delay after the real call ({}).",
         thousands(n as f64),
         cfg.seconds,
         cfg.rounds,
-        cfg.warmup
+        cfg.warmup,
+        match cfg.flush_inject {
+            Inject::Hook => "by the program itself: BENCH_FLUSH_INJECT=hook",
+            Inject::Strace => "by strace delay_exit: BENCH_FLUSH_INJECT=strace",
+        }
     ));
     p(
         "  T = flush time at that delay: mean time of one pwrite + fdatasync of a \

@@ -119,6 +119,7 @@ fn bare_loop(f: &std::fs::File, warmup: Duration, measured: Duration) -> Measure
         }
         f.write_all_at(&rec, pos).expect("pwrite");
         f.sync_data().expect("fdatasync");
+        shared::sync::bench_pause();
         pos += RECORD_BYTES as u64;
     };
     let t = Instant::now();

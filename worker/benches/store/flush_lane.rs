@@ -17,7 +17,7 @@ use super::super::{
     socket_stats, spawn_worker_with, thread_cell, wait_checkpoint_idle, CommitStats, Measured,
     Slice,
 };
-use super::{delay_label, flushing, CHILD_ENV, PIPELINE};
+use super::{delay_label, flushing, Inject, CHILD_ENV, PIPELINE};
 
 /// Everything measured at one flush delay: a worker and a child process,
 /// both under the same injection.
@@ -37,13 +37,20 @@ pub(super) struct Lane {
 }
 
 impl Lane {
-    pub(super) fn new(rt: &Runtime, base: &Path, n: usize, delay: Duration, log: &Path) -> Lane {
+    pub(super) fn new(
+        rt: &Runtime,
+        base: &Path,
+        n: usize,
+        delay: Duration,
+        how: Inject,
+        log: &Path,
+    ) -> Lane {
         let us = delay.as_micros();
         let sock_dir = DataDir::new(base.join(format!("flush-{us}us-worker")));
         populate_ours(rt, &sock_dir, n);
         let t0 = Instant::now();
         let mut worker = spawn_worker_with(
-            flushing(Path::new(env!("CARGO_BIN_EXE_worker")), delay),
+            flushing(Path::new(env!("CARGO_BIN_EXE_worker")), delay, how),
             &sock_dir,
             log,
         );
@@ -64,7 +71,7 @@ impl Lane {
         let child_dir = base.join(format!("flush-{us}us-sqlite"));
         std::fs::create_dir_all(&child_dir).expect("the child's dir");
         let exe = std::env::current_exe().expect("the bench binary's path");
-        let mut child = flushing(&exe, delay)
+        let mut child = flushing(&exe, delay, how)
             .env(CHILD_ENV, format!("{n}:{}", child_dir.display()))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
