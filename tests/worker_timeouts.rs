@@ -1,7 +1,8 @@
 //! Clients that stall, against the real worker: an idle connection is
 //! closed after the idle timeout, one that never reads its answers after
 //! the write timeout, and a `list` is written page by page and a session
-//! from the store's copy, so stalled readers pin no whole answer.
+//! from the store's copy, so stalled readers pin no whole answer. Also
+//! the benchmarks' slow-disk knob, which holds every sync a while longer.
 
 mod support;
 
@@ -243,4 +244,38 @@ fn invalid_limits_exit_2_naming_the_flag() {
         assert_eq!(status.code(), Some(2), "{flag} {value}: {stderr}");
         assert!(stderr.contains(flag) && stderr.contains(value), "{stderr}");
     }
+}
+
+/// `SECOND_BRAIN_BENCH_SYNC_DELAY_US` (the store benchmark's flush model):
+/// every acknowledged write waits for its sync and then the delay, and
+/// the worker says at start that it is set; without it, it says nothing.
+#[test]
+fn the_bench_sync_delay_holds_every_acknowledged_write_and_is_announced() {
+    let delay = Duration::from_millis(150);
+    let dir = TestDir::new();
+    let (mut cmd, log) = dir.command(&[]);
+    cmd.env(
+        "SECOND_BRAIN_BENCH_SYNC_DELAY_US",
+        delay.as_micros().to_string(),
+    );
+    let mut slow = Worker::spawn(cmd, log, dir.sock());
+    slow.wait_ready();
+    let said = "SECOND_BRAIN_BENCH_SYNC_DELAY_US is set";
+    assert!(slow.stderr().contains(said), "{}", slow.stderr());
+    let mut conn = slow.connect();
+    for i in 0..3 {
+        let started = Instant::now();
+        let answer = conn.call(&json!({"op": "put", "id": format!("s{i}"), "data": {"n": i}}));
+        assert_eq!(answer["ok"], true, "{answer}");
+        let took = started.elapsed();
+        assert!(
+            took >= delay,
+            "put {i} answered after {took:?}, before the delay"
+        );
+    }
+    assert_eq!(conn.call(&json!({"op": "stats"}))["count"], 3);
+
+    let plain = TestDir::new();
+    let fast = plain.start(&[]);
+    assert!(!fast.stderr().contains(said), "{}", fast.stderr());
 }

@@ -37,10 +37,9 @@
 //! the pace the others came) and stops waiting while its mean is a flush
 //! or more. It then waits once every [`PROBE_EVERY`] commits anyway, to
 //! see whether waiting pays again. R is the machine's cost of answering
-//! N clients and reading their next writes: in the flush model (2 cores,
-//! clients on the same machine) about 1 ms for 8 clients and 3–5 ms for
-//! 32, so at a 2 ms flush 32 clients do better without waiting, and at
-//! 17 ms everyone does better with it.
+//! N clients and reading their next writes, so it grows with N and with
+//! a busy CPU; where it passes a flush (many clients, fast flushes, a
+//! loaded machine), not waiting does better.
 //!
 //! **Clients that stop.** A wait that gives up commits what arrived, so
 //! the commit after it expects only the clients that did write: a client
