@@ -225,6 +225,13 @@ pub struct Stats {
     /// null in answers of older workers.
     #[serde(default)]
     pub store: Option<crate::health::StoreHealth>,
+    /// Addition: flushes the writer held back for writes it expected
+    /// (group commit on slow disks), and how many of those waits ended
+    /// before all of them came; 0 in answers of older workers.
+    #[serde(default)]
+    pub group_waits: u64,
+    #[serde(default)]
+    pub group_wait_timeouts: u64,
 }
 
 /// One response line.

@@ -352,6 +352,8 @@ impl Store {
             request_budget_used: 0,
             sync: shared::sync::data_sync_method().map(str::to_string),
             store: Some(self.health()),
+            group_waits: c.group_waits.load(Ordering::Relaxed),
+            group_wait_timeouts: c.group_wait_timeouts.load(Ordering::Relaxed),
         }
     }
 
