@@ -72,8 +72,6 @@ const PROBE_EVERY: u32 = 16;
 /// Shares of slack in the pace rule: one late write among many does not
 /// end the wait.
 const PACE_SLACK: u32 = 1;
-/// The wait is at most the flush time divided by this.
-const WAIT_FRACTION: u32 = 1;
 
 /// The policy's state, kept by the writer between commits.
 #[derive(Debug, Default)]
@@ -135,7 +133,8 @@ impl GroupCommit {
         let (Some(at), Some(flush)) = (self.answered_at, self.flush_nanos) else {
             return;
         };
-        if self.expected() <= 1 {
+        if self.expected() <= 1 || self.max_wait().is_none() {
+            // Nothing to wait for, or flushes too fast to wait at all.
             return;
         }
         let since = |t: Instant| t.saturating_duration_since(at).as_nanos() as f64;
@@ -183,7 +182,7 @@ impl GroupCommit {
         if flush < SLOW_FLUSH {
             return None;
         }
-        Some((flush / WAIT_FRACTION).min(MAX_WAIT))
+        Some(flush.min(MAX_WAIT))
     }
 
     /// With `have` writes in at `now`, until when to wait for the next
