@@ -15,7 +15,10 @@
 //! - the same worker with one connection pipelining 32 puts (it sends 32,
 //!   then reads the 32 answers), whose ideal is 32 writes per flush;
 //! - a bare loop of `pwrite` + `fdatasync` of one record, which gives the
-//!   flush time T at that delay.
+//!   flush time T at that delay;
+//! - at delay 0 with 1 in `--writers`: one client of three minimal socket
+//!   servers and of the worker's `ping`, the floors that one client's put
+//!   through the socket is compared with (`flush_floor.rs`).
 //!
 //! What is reported, per cell:
 //!
@@ -83,10 +86,13 @@ use super::{loadavg, thousands, Acc, CommitStats, Config, Inject, Measured};
 
 #[path = "flush_child.rs"]
 mod child;
+#[path = "flush_floor.rs"]
+mod floor;
 #[path = "flush_lane.rs"]
 mod lane;
 
 pub use child::{child_main, child_request};
+use floor::Floor;
 use lane::Lane;
 
 /// Puts one connection sends before it reads their answers.
@@ -174,6 +180,10 @@ enum Cell {
     Socket(usize),
     Sqlite(usize),
     Pipelined,
+    /// One client of a floor server in the child (`flush_floor.rs`).
+    Floor(Floor),
+    /// One client pinging the worker.
+    Ping,
 }
 
 /// Runs the model and prints its report on stdout.
@@ -195,14 +205,22 @@ pub fn run(cfg: &Config, rt: &Runtime, base: &Path, log: &Path) {
         .collect();
     super::settle();
     let mut bare: BTreeMap<Duration, Measured> = Default::default();
-    let mut acc: std::collections::BTreeMap<(Duration, Cell), Acc> = Default::default();
+    let mut acc: BTreeMap<(Duration, Cell), Acc> = Default::default();
     let mut note = |delay: Duration, cell: Cell, m: Measured, stats: CommitStats| {
-        eprintln!(
-            "    flush {:>9} {cell:?}: {:>9} puts/s, {:.1} writes/flush",
-            delay_label(delay),
-            thousands(m.rate()),
-            stats.writes as f64 / stats.commits.max(1) as f64
-        );
+        if matches!(cell, Cell::Floor(_) | Cell::Ping) {
+            eprintln!(
+                "    flush {:>9} {cell:?}: {:.1} µs per round trip",
+                delay_label(delay),
+                1e6 / m.rate()
+            );
+        } else {
+            eprintln!(
+                "    flush {:>9} {cell:?}: {:>9} puts/s, {:.1} writes/flush",
+                delay_label(delay),
+                thousands(m.rate()),
+                stats.writes as f64 / stats.commits.max(1) as f64
+            );
+        }
         let a = acc.entry((delay, cell)).or_default();
         a.measured.add(m);
         a.stats = a.stats.add(stats);
@@ -218,6 +236,21 @@ pub fn run(cfg: &Config, rt: &Runtime, base: &Path, log: &Path) {
                 1000.0 / m.rate()
             );
             bare.entry(lane.delay).or_default().add(m);
+            if lane.delay.is_zero() && cfg.writers.contains(&1) {
+                // Where one client's time goes on the real disk.
+                for cell in [
+                    Cell::Floor(Floor::Echo),
+                    Cell::Floor(Floor::SyncOnRead),
+                    Cell::Floor(Floor::SyncHandOff),
+                    Cell::Ping,
+                ] {
+                    let m = match cell {
+                        Cell::Floor(how) => lane.floor(how, slice),
+                        _ => lane.ping(slice),
+                    };
+                    note(lane.delay, cell, m, CommitStats::default());
+                }
+            }
         }
         for &w in &cfg.writers {
             for lane in &mut lanes {
@@ -242,7 +275,7 @@ fn print_report(
     cfg: &Config,
     n: usize,
     bare: &BTreeMap<Duration, Measured>,
-    acc: &std::collections::BTreeMap<(Duration, Cell), Acc>,
+    acc: &BTreeMap<(Duration, Cell), Acc>,
     load_at_start: &str,
 ) {
     let mut out = String::new();
@@ -353,6 +386,7 @@ fn print_report(
             ));
         }
     }
+    floor_report(&mut p, bare, acc);
     p(String::new());
     p("Each slice's puts/s (how steady the machine was):".into());
     for &delay in bare.keys() {
@@ -361,7 +395,7 @@ fn print_report(
                 let each: Vec<String> = a.slices.iter().map(|r| thousands(*r)).collect();
                 let who = match cell {
                     Cell::Socket(w) | Cell::Sqlite(w) => format!("{label}, {w}"),
-                    Cell::Pipelined => label.clone(),
+                    _ => label.clone(),
                 };
                 p(format!(
                     "  {:<9} {who:<38} {}",
@@ -378,4 +412,50 @@ fn print_report(
         std::thread::available_parallelism().map_or(0, |n| n.get())
     ));
     print!("{out}");
+}
+
+/// One client on the real disk, per round trip, beside the floors of
+/// `flush_floor.rs`: what any socket server pays, and what ours adds.
+fn floor_report(
+    p: &mut impl FnMut(String),
+    bare: &BTreeMap<Duration, Measured>,
+    acc: &BTreeMap<(Duration, Cell), Acc>,
+) {
+    let zero = Duration::ZERO;
+    let us = |cell: Cell| acc.get(&(zero, cell)).map(|a| 1e6 / a.measured.rate());
+    let (Some(bare), Some(echo), Some(floor), Some(handoff), Some(ping), Some(put)) = (
+        bare.get(&zero).map(|b| 1e6 / b.rate()),
+        us(Cell::Floor(Floor::Echo)),
+        us(Cell::Floor(Floor::SyncOnRead)),
+        us(Cell::Floor(Floor::SyncHandOff)),
+        us(Cell::Ping),
+        us(Cell::Socket(1)),
+    ) else {
+        return;
+    };
+    p(String::new());
+    p("One client on the real disk (delay 0), mean time per round trip:".into());
+    let rows = [
+        ("bare pwrite + fdatasync loop (no socket)", bare),
+        ("socket echo server, no disk (child)", echo),
+        ("socket server syncing on the reading thread", floor),
+        ("socket server handing the sync to a thread", handoff),
+        ("worker ping (socket, no store)", ping),
+        ("worker put (d), 1 client", put),
+    ];
+    for (what, t) in rows {
+        p(format!(
+            "  {what:<46} {t:>7.1} µs  {:>5.2}x of bare",
+            bare / t
+        ));
+    }
+    p(format!(
+        "  best any socket server reaches here: {:.2}x of bare (bare / sync-on-read); \
+         handing the sync to a thread costs {:.1} µs more; the worker's put costs \
+         {:.1} µs over that hand-off floor ({:.2}x of it)",
+        bare / floor,
+        handoff - floor,
+        put - handoff,
+        handoff / put
+    ));
 }

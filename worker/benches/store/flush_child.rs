@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::super::{
     async_cell, sqlite_create, sqlite_writer, CommitStats, Measured, Slice, SqlPut, RECORD_BYTES,
 };
+use super::floor::{self, Floor};
 use super::{BARE_FILE, CHILD_ENV};
 
 /// What a child process was started for.
@@ -38,7 +39,9 @@ pub fn child_request() -> Option<ChildRequest> {
 /// delay can be injected into it. Answers one line per request read on
 /// stdin until it closes:
 /// - `sqlite W WARMUP MEASURED` -> `OPS SECS WRITES COMMITS`;
-/// - `bare WARMUP MEASURED` -> `OPS SECS`.
+/// - `bare WARMUP MEASURED` -> `OPS SECS`;
+/// - `floor echo|sync PATH` -> `1` once a floor server listens on PATH
+///   (`flush_floor.rs`).
 pub fn child_main(req: ChildRequest) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -51,7 +54,8 @@ pub fn child_main(req: ChildRequest) {
         let stats = stats.clone();
         std::thread::spawn(move || sqlite_writer(conn, rx, stats))
     };
-    let bare = bare_file(&req.dir.join("bare.bin"));
+    let bare = Arc::new(bare_file(&req.dir.join("bare.bin")));
+    let floor_file = Arc::new(bare_file(&req.dir.join("floor.bin")));
     let mut out = std::io::stdout().lock();
     writeln!(out, "ready").expect("answer the bench");
     out.flush().expect("answer the bench");
@@ -87,6 +91,11 @@ pub fn child_main(req: ChildRequest) {
                 let m = bare_loop(&bare, secs(1), secs(2));
                 format!("{} {}", m.ops, m.secs)
             }
+            "floor" => {
+                let how = Floor::from_word(words[1]);
+                floor::listen(how, PathBuf::from(words[2]), floor_file.clone());
+                "1".to_string()
+            }
             other => panic!("unknown request {other:?} from the bench"),
         };
         writeln!(out, "{answer}").expect("answer the bench");
@@ -95,6 +104,7 @@ pub fn child_main(req: ChildRequest) {
     drop(tx);
     writer.join().expect("the sqlite writer panicked");
     let _ = std::fs::remove_file(req.dir.join("bare.bin"));
+    let _ = std::fs::remove_file(req.dir.join("floor.bin"));
 }
 
 /// A zero-filled, synced file: overwriting it changes no size to flush.

@@ -2,7 +2,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Stdio};
 use std::time::{Duration, Instant};
 
@@ -17,6 +17,7 @@ use super::super::{
     socket_stats, spawn_worker_with, thread_cell, wait_checkpoint_idle, CommitStats, Measured,
     Slice,
 };
+use super::floor::{self, Floor};
 use super::{delay_label, flushing, Inject, CHILD_ENV, PIPELINE};
 
 /// Everything measured at one flush delay: a worker and a child process,
@@ -33,6 +34,8 @@ pub(super) struct Lane {
     child: Child,
     to_child: Option<ChildStdin>,
     from_child: BufReader<ChildStdout>,
+    /// Where the child's floor server listens.
+    floor_sock: PathBuf,
     stopped: bool,
 }
 
@@ -89,6 +92,7 @@ impl Lane {
             child,
             to_child,
             from_child,
+            floor_sock: child_dir.join("floor.sock"),
             stopped: false,
         };
         let ready = lane.read_answer();
@@ -153,6 +157,19 @@ impl Lane {
             checkpoints: 0,
         };
         (m, stats)
+    }
+
+    /// One closed-loop client of a floor server in the child.
+    pub(super) fn floor(&mut self, how: Floor, slice: Slice) -> Measured {
+        let sock = self.floor_sock.clone();
+        let listening = self.ask(format!("floor {} {}", how.word(), sock.display()));
+        assert_eq!(listening, [1.0], "the floor server did not start");
+        floor::puts(slice, &sock, self.sessions)
+    }
+
+    /// One closed-loop client pinging the worker.
+    pub(super) fn ping(&mut self, slice: Slice) -> Measured {
+        floor::pings(slice, &self.sock_dir.worker_sock(), self.sessions)
     }
 
     /// `w` closed-loop clients, or one pipelining connection for `None`;
