@@ -390,7 +390,7 @@ fn sigkill_during_concurrent_puts_loses_no_acknowledged_write() {
     let mut total_acked = 0;
     // Every other worker compacts often, so kills also land in checkpoints.
     let args = |i: usize| -> Vec<&'static str> {
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             vec!["--compact-min-bytes", "32768"]
         } else {
             vec![]

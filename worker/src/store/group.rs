@@ -166,7 +166,7 @@ impl GroupCommit {
     /// while R >= T, once every [`PROBE_EVERY`] commits, to measure R again.
     fn waiting_pays(&self) -> bool {
         match (self.return_nanos, self.flush_nanos) {
-            (Some(r), Some(t)) if r >= t => self.since_probe % PROBE_EVERY == 0,
+            (Some(r), Some(t)) if r >= t => self.since_probe.is_multiple_of(PROBE_EVERY),
             _ => true,
         }
     }
