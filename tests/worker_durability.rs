@@ -17,6 +17,7 @@ use std::time::Instant;
 use nix::sys::signal::Signal;
 use rand::Rng;
 use serde_json::{json, Value};
+use shared::launch;
 use support::{wait_until, Conn, TestDir, Worker, DEADLINE};
 
 fn put(conn: &mut Conn, id: &str, data: Value) -> Value {
@@ -460,23 +461,24 @@ fn inherited_socket_ready_pipe_and_parent_pipe() {
     let (parent_r, parent_w) = shared::fd::pipe().unwrap();
 
     let (mut cmd, log) = dir.command(&[]);
-    cmd.env("LISTEN_FDS", "1")
-        .env("SECOND_BRAIN_READY_FD", "4")
-        .env("SECOND_BRAIN_PARENT_FD", "5");
+    cmd.env(launch::LISTEN_FDS_ENV, "1")
+        .env(launch::READY_FD_ENV, launch::READY_FD.to_string())
+        .env(launch::PARENT_FD_ENV, launch::PARENT_FD.to_string());
     support::pass_fds(
         &mut cmd,
         &[
-            (listener.as_raw_fd(), 3),
-            (ready_w.as_raw_fd(), 4),
-            (parent_r.as_raw_fd(), 5),
+            (listener.as_raw_fd(), launch::LISTEN_FD),
+            (ready_w.as_raw_fd(), launch::READY_FD),
+            (parent_r.as_raw_fd(), launch::PARENT_FD),
         ],
     );
     let mut worker = Worker::spawn(cmd, log, dir.sock());
     drop((ready_w, parent_r));
 
     let (line, store) = read_ready_lines(ready_r);
-    let health = shared::health::StoreHealth::parse_line(&store)
-        .unwrap_or_else(|| panic!("not a health line: {store:?}"));
+    let Some(launch::Report::Store(health)) = launch::Report::parse(store.as_bytes()) else {
+        panic!("not a health line: {store:?}");
+    };
     assert_eq!(health.state, shared::health::StoreState::Ok, "{store}");
     let version = support::version_line();
     let commit = version.rsplit('(').next().unwrap().trim_end_matches(')');

@@ -1,5 +1,6 @@
 //! What the second-brain `supervisor` and `worker` must agree on: the
-//! session protocol, the store's health report, configuration resolution,
+//! session protocol, how a worker is launched, the store's health report,
+//! configuration resolution,
 //! data-directory paths, durable file helpers and syncs, logging setup, a
 //! small blocking client and portable probes of other processes.
 
@@ -11,6 +12,7 @@ pub mod fdlimit;
 pub mod fsutil;
 pub mod health;
 pub mod ids;
+pub mod launch;
 pub mod lock;
 pub mod logging;
 pub mod paths;

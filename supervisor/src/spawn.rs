@@ -1,7 +1,6 @@
-//! Starting a worker: the listening socket as fd 3 (`LISTEN_FDS=1`), the
-//! write end of a readiness pipe as fd 4, the read end of a parent pipe as
-//! fd 5 (its EOF tells the worker the supervisor is gone), stdout and
-//! stderr piped into the log.
+//! Starting a worker as `shared::launch` lays out: the listening socket,
+//! the write end of the ready pipe and the read end of the parent pipe at
+//! their fd numbers, stdout and stderr piped into the log.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -12,6 +11,10 @@ use std::os::unix::process::CommandExt;
 use std::process::Command;
 
 use nix::fcntl::{fcntl, FcntlArg};
+use shared::launch::{
+    LISTEN_FD, LISTEN_FDNAMES_ENV, LISTEN_FDS_ENV, LISTEN_PID_ENV, PARENT_FD, PARENT_FD_ENV,
+    READY_FD, READY_FD_ENV,
+};
 
 /// A started worker and the supervisor's ends of its pipes. It is waited
 /// for by pid (`waitpid`), so that a re-executed supervisor, which has the
@@ -21,7 +24,7 @@ pub struct Spawned {
     /// Read ends of the worker's stdout and stderr.
     pub stdout: OwnedFd,
     pub stderr: OwnedFd,
-    /// Read end of the readiness pipe: `ready <pid> <commit>\n`.
+    /// Read end of the ready pipe (`shared::launch::Report` lines).
     pub ready: OwnedFd,
     /// Write end of the parent pipe; keep it open while the worker runs.
     pub parent: OwnedFd,
@@ -59,11 +62,11 @@ pub fn spawn_worker(
     let mut cmd = Command::new(bin);
     cmd.arg("--data-dir")
         .arg(data_dir)
-        .env("LISTEN_FDS", "1")
-        .env_remove("LISTEN_PID")
-        .env_remove("LISTEN_FDNAMES")
-        .env("SECOND_BRAIN_READY_FD", "4")
-        .env("SECOND_BRAIN_PARENT_FD", "5")
+        .env(LISTEN_FDS_ENV, "1")
+        .env_remove(LISTEN_PID_ENV)
+        .env_remove(LISTEN_FDNAMES_ENV)
+        .env(READY_FD_ENV, READY_FD.to_string())
+        .env(PARENT_FD_ENV, PARENT_FD.to_string())
         .env("RUST_LOG", log_filter)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -75,7 +78,7 @@ pub fn spawn_worker(
     // are async-signal-safe, and errors are returned, never panicked on.
     unsafe {
         cmd.pre_exec(move || {
-            for (target, source) in [3, 4, 5].into_iter().zip(raw) {
+            for (target, source) in [LISTEN_FD, READY_FD, PARENT_FD].into_iter().zip(raw) {
                 nix::unistd::dup2(source, target).map_err(io::Error::from)?;
             }
             // Every supervisor thread blocks SIGTERM (crate::signals); the

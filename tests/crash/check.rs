@@ -29,11 +29,11 @@ pub fn check(view: &View, horizon: Option<Pos>, history: &History) -> Vec<Proble
     let mut cmd = Command::new(worker_bin());
     cmd.arg("--data-dir")
         .arg(&data)
-        .env_remove("SECOND_BRAIN_DATA_DIR")
-        .env_remove("LISTEN_FDS")
-        .env_remove("SECOND_BRAIN_READY_FD")
-        .env_remove("SECOND_BRAIN_PARENT_FD")
-        .env("RUST_LOG", "warn")
+        .env_remove("SECOND_BRAIN_DATA_DIR");
+    for name in shared::launch::LAUNCH_ENV {
+        cmd.env_remove(name);
+    }
+    cmd.env("RUST_LOG", "warn")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::fs::File::create(&log).expect("create the log file"));

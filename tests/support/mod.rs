@@ -161,12 +161,11 @@ impl TestDir {
         let n = self.logs.get() + 1;
         self.logs.set(n);
         let log = self.tmp.path().join(format!("worker-{n}.stderr"));
-        cmd.args(args)
-            .env_remove("SECOND_BRAIN_DATA_DIR")
-            .env_remove("LISTEN_FDS")
-            .env_remove("SECOND_BRAIN_READY_FD")
-            .env_remove("SECOND_BRAIN_PARENT_FD")
-            .env("RUST_LOG", "info")
+        cmd.args(args).env_remove("SECOND_BRAIN_DATA_DIR");
+        for name in shared::launch::LAUNCH_ENV {
+            cmd.env_remove(name);
+        }
+        cmd.env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(File::create(&log).expect("create the log file"));

@@ -724,12 +724,11 @@ fn spawn_worker_with(mut cmd: Command, dir: &DataDir, log: &Path) -> Child {
         .expect("open the worker log");
     cmd.arg("--data-dir")
         .arg(dir.root())
-        .env("RUST_LOG", "info")
-        .env_remove("LISTEN_FDS")
-        .env_remove("LISTEN_PID")
-        .env_remove("SECOND_BRAIN_READY_FD")
-        .env_remove("SECOND_BRAIN_PARENT_FD")
-        .stdin(Stdio::null())
+        .env("RUST_LOG", "info");
+    for name in shared::launch::LAUNCH_ENV {
+        cmd.env_remove(name);
+    }
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()

@@ -12,6 +12,7 @@ use std::io::Write;
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
+use shared::launch::Report;
 use shared::paths::DataDir;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{oneshot, watch};
@@ -254,9 +255,13 @@ fn announce_ready(fd: OwnedFd, store: &Store) {
     let mut changes = store.subscribe_health();
     // The health now goes with the ready line, in one write, so that the
     // supervisor never shows a ready worker with its store unknown.
-    let mut lines = format!("ready {} {}\n", std::process::id(), shared::version::COMMIT);
+    let mut lines = Report::Ready {
+        pid: std::process::id(),
+        commit: shared::version::commit_or_null().map(String::from),
+    }
+    .to_line();
     if let Ok(now) = changes.try_recv() {
-        lines.push_str(&now.to_line());
+        lines.push_str(&Report::Store(now).to_line());
     }
     if let Err(e) = pipe.write_all(lines.as_bytes()) {
         warn!(error = %e, "cannot announce readiness to the supervisor");
@@ -266,7 +271,7 @@ fn announce_ready(fd: OwnedFd, store: &Store) {
         .name("health-push".into())
         .spawn(move || {
             while let Some(health) = changes.blocking_recv() {
-                if let Err(e) = pipe.write_all(health.to_line().as_bytes()) {
+                if let Err(e) = pipe.write_all(Report::Store(health).to_line().as_bytes()) {
                     // A supervisor that does not read them (an older one).
                     info!(error = %e, "the supervisor takes no store health reports");
                     return;

@@ -1,10 +1,8 @@
 //! Where the worker listens, and the pipes it shares with a supervisor.
 //!
 //! Run by hand, the worker binds `worker.sock` itself. Started by the
-//! supervisor, it inherits the listening socket as fd 3 with
-//! `LISTEN_FDS=1` (systemd's convention), a pipe to announce readiness on
-//! (`SECOND_BRAIN_READY_FD`) and a pipe whose EOF means the supervisor is
-//! gone (`SECOND_BRAIN_PARENT_FD`).
+//! supervisor, it inherits the listening socket, the ready pipe and the
+//! parent pipe as `shared::launch` lays out.
 //!
 //! Run by hand, it never takes a socket that is in use: not while a
 //! supervisor runs the service on the data directory (between two of its
@@ -19,15 +17,12 @@ use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use shared::launch::{
+    LISTEN_FD, LISTEN_FDNAMES_ENV, LISTEN_FDS_ENV, LISTEN_PID_ENV, PARENT_FD_ENV, READY_FD_ENV,
+};
 use shared::paths::DataDir;
 
 use nix::sys::socket::{getsockopt, sockopt};
-
-/// The first inherited fd, by convention.
-pub const LISTEN_FD: RawFd = 3;
-pub const LISTEN_FDS_ENV: &str = "LISTEN_FDS";
-pub const READY_FD_ENV: &str = "SECOND_BRAIN_READY_FD";
-pub const PARENT_FD_ENV: &str = "SECOND_BRAIN_PARENT_FD";
 
 /// How the worker gets its listening socket.
 #[derive(Debug)]
@@ -80,15 +75,15 @@ fn check_open(fd: RawFd, what: &str) -> io::Result<()> {
 }
 
 impl Inherited {
-    /// Reads and clears `LISTEN_FDS`, `SECOND_BRAIN_READY_FD`,
-    /// `SECOND_BRAIN_PARENT_FD`. Call before starting any thread.
+    /// Reads and clears the launch variables (`shared::launch`). Call
+    /// before starting any thread.
     pub fn from_env() -> io::Result<Inherited> {
         let listener = match std::env::var_os(LISTEN_FDS_ENV) {
             None => None,
             Some(v) => {
                 std::env::remove_var(LISTEN_FDS_ENV);
-                std::env::remove_var("LISTEN_PID");
-                std::env::remove_var("LISTEN_FDNAMES");
+                std::env::remove_var(LISTEN_PID_ENV);
+                std::env::remove_var(LISTEN_FDNAMES_ENV);
                 if v != "1" {
                     return Err(io::Error::new(
                         io::ErrorKind::InvalidInput,
@@ -98,18 +93,18 @@ impl Inherited {
                     ));
                 }
                 check_open(LISTEN_FD, LISTEN_FDS_ENV)?;
-                // SAFETY: LISTEN_FDS=1 hands us fd 3; nothing else owns it.
+                // SAFETY: LISTEN_FDS=1 hands us LISTEN_FD; nothing else owns it.
                 let fd = unsafe { OwnedFd::from_raw_fd(LISTEN_FD) };
                 let listening = getsockopt(&fd, sockopt::AcceptConn).map_err(|e| {
                     io::Error::new(
                         io::ErrorKind::InvalidInput,
-                        format!("LISTEN_FDS=1 but fd 3 is not a socket: {e}"),
+                        format!("LISTEN_FDS=1 but fd {LISTEN_FD} is not a socket: {e}"),
                     )
                 })?;
                 if !listening {
                     return Err(io::Error::new(
                         io::ErrorKind::InvalidInput,
-                        "LISTEN_FDS=1 but fd 3 is not a listening socket",
+                        format!("LISTEN_FDS=1 but fd {LISTEN_FD} is not a listening socket"),
                     ));
                 }
                 Some(fd)

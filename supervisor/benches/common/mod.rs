@@ -10,7 +10,8 @@ use std::time::{Duration, Instant, SystemTime};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-/// Variables of ours a child must not inherit from the caller.
+/// Variables of ours a child must not inherit from the caller, besides
+/// those of a launch (`shared::launch::LAUNCH_ENV`).
 pub const CHILD_ENV: &[&str] = &[
     "SECOND_BRAIN_DATA_DIR",
     "SECOND_BRAIN_WORKER_BIN",
@@ -18,16 +19,11 @@ pub const CHILD_ENV: &[&str] = &[
     "SECOND_BRAIN_BRANCH",
     "SECOND_BRAIN_STAGING_DIR",
     "SECOND_BRAIN_COMMIT",
-    "SECOND_BRAIN_READY_FD",
-    "SECOND_BRAIN_PARENT_FD",
     "SECOND_BRAIN_HANDOVER",
     "LOG_FILE_PATH",
     "LOG_RETENTION_DAYS",
     "GIT_POLL_INTERVAL_MS",
     "RUST_LOG",
-    "LISTEN_FDS",
-    "LISTEN_PID",
-    "LISTEN_FDNAMES",
     "GIT_DIR",
     "GIT_WORK_TREE",
 ];
@@ -127,7 +123,7 @@ pub fn binaries() -> Bins {
 
 /// Without our variables, stdin closed.
 pub fn clean_env(cmd: &mut Command) -> &mut Command {
-    for name in CHILD_ENV {
+    for name in CHILD_ENV.iter().chain(&shared::launch::LAUNCH_ENV) {
         cmd.env_remove(name);
     }
     cmd.stdin(Stdio::null())

@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 use tracing::error;
 
 use shared::health::StoreHealth;
+use shared::launch::Report;
 
 use super::Event;
 
@@ -58,7 +59,7 @@ const MAX_REPORT_LINE: u64 = 64 * 1024;
 
 /// Reads the readiness pipe on a thread until it closes: `ready <pid>
 /// <commit>` is reported as [`Event::Ready`], each `store …` line
-/// (`shared::health`) as [`Event::Store`]. A worker that predates health
+/// as [`Event::Store`] (`shared::launch::Report`). A worker that predates health
 /// reports closes the pipe after its ready line.
 fn watch_ready(fd: OwnedFd, generation: u64, events: mpsc::UnboundedSender<Event>) {
     let spawned = std::thread::Builder::new()
@@ -80,10 +81,10 @@ fn watch_ready(fd: OwnedFd, generation: u64, events: mpsc::UnboundedSender<Event
                     // (read_until itself retries an interrupted read.)
                     Err(_) => return,
                 }
-                let event = match parse_ready(&line) {
+                let event = match Report::parse(&line) {
                     // The store's health comes with it (one write): both
                     // reach the actor as one event.
-                    Some(commit) => {
+                    Some(Report::Ready { commit, .. }) => {
                         let store = match pipe.buffer().contains(&b'\n') {
                             true => read_health(&mut pipe),
                             false => None,
@@ -94,10 +95,8 @@ fn watch_ready(fd: OwnedFd, generation: u64, events: mpsc::UnboundedSender<Event
                             store,
                         }
                     }
-                    None => match StoreHealth::parse_line(&String::from_utf8_lossy(&line)) {
-                        Some(health) => Event::Store { generation, health },
-                        None => continue,
-                    },
+                    Some(Report::Store(health)) => Event::Store { generation, health },
+                    None => continue,
                 };
                 if events.send(event).is_err() {
                     return;
@@ -111,9 +110,12 @@ fn watch_ready(fd: OwnedFd, generation: u64, events: mpsc::UnboundedSender<Event
 
 /// The health on the next line of `pipe`, if it is a health line.
 fn read_health(pipe: &mut impl std::io::BufRead) -> Option<StoreHealth> {
-    let mut line = String::new();
-    pipe.read_line(&mut line).ok()?;
-    StoreHealth::parse_line(&line)
+    let mut line = Vec::new();
+    pipe.read_until(b'\n', &mut line).ok()?;
+    match Report::parse(&line)? {
+        Report::Store(health) => Some(health),
+        Report::Ready { .. } => None,
+    }
 }
 
 /// Watches the readiness pipe `fd` ([`watch_ready`]) through a duplicate,
@@ -140,35 +142,9 @@ pub(super) fn watch_reports(
     }
 }
 
-/// `ready <pid> <commit>`: `Some(commit)` (None if unknown) when well formed.
-fn parse_ready(line: &[u8]) -> Option<Option<String>> {
-    let line = String::from_utf8_lossy(line);
-    let mut words = line.split_whitespace();
-    if words.next() != Some("ready") {
-        return None;
-    }
-    let _pid = words.next();
-    let commit = words
-        .next()
-        .filter(|c| c.len() == 40 && c.bytes().all(|b| b.is_ascii_hexdigit()))
-        .map(String::from);
-    Some(commit)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ready_lines() {
-        let sha = "a".repeat(40);
-        assert_eq!(
-            parse_ready(format!("ready 12 {sha}\n").as_bytes()),
-            Some(Some(sha))
-        );
-        assert_eq!(parse_ready(b"ready 12 unknown\n"), Some(None));
-        assert_eq!(parse_ready(b"hello\n"), None);
-    }
 
     #[test]
     fn the_ready_line_brings_the_health_written_with_it_and_changes_follow() {
@@ -179,7 +155,7 @@ mod tests {
         let kept = watch_reports(r, 7, tx).expect("the fd is kept");
         let mut w = std::fs::File::from(w);
         let ok = StoreHealth::ok_now();
-        let ready = format!("ready 12 unknown\n{}", ok.to_line());
+        let ready = format!("ready 12 unknown\n{}", Report::Store(ok.clone()).to_line());
         w.write_all(ready.as_bytes()).unwrap();
         let degraded = StoreHealth {
             state: StoreState::Degraded,
@@ -187,7 +163,8 @@ mod tests {
             since: ok.since.clone(),
         };
         w.write_all(b"noise\n").unwrap();
-        w.write_all(degraded.to_line().as_bytes()).unwrap();
+        w.write_all(Report::Store(degraded.clone()).to_line().as_bytes())
+            .unwrap();
         drop(w);
         match rx.blocking_recv() {
             Some(Event::Ready {
