@@ -6,7 +6,6 @@
 mod support;
 
 use serde_json::json;
-use shared::launch;
 use support::fdlimit::{self, accept_failure_lines, burst};
 use support::{wait_until, Conn, TestDir, Worker, DEADLINE};
 
@@ -145,16 +144,22 @@ fn a_storm_of_failed_accepts_is_logged_once_and_the_worker_serves_on() {
     cmd.env("TOKIO_WORKER_THREADS", "1");
     // The worker stops when this pipe closes, whatever happens to strace.
     let (parent_r, parent_w) = shared::fd::pipe().expect("create a pipe");
-    support::pass_fds(&mut cmd, &[(parent_r.as_raw_fd(), launch::PARENT_FD)]);
-    cmd.env(launch::PARENT_FD_ENV, launch::PARENT_FD.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(
-            std::fs::OpenOptions::new()
-                .append(true)
-                .open(&log)
-                .expect("open the log"),
-        );
+    support::pass_fds(
+        &mut cmd,
+        &[(parent_r.as_raw_fd(), shared::launch::PARENT_FD)],
+    );
+    cmd.env(
+        shared::launch::PARENT_FD_ENV,
+        shared::launch::PARENT_FD.to_string(),
+    )
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&log)
+            .expect("open the log"),
+    );
     let mut strace = Worker::spawn(cmd, log, dir.sock());
     drop(parent_r);
 
