@@ -55,6 +55,27 @@ impl DataDir {
         self.root.join("damaged")
     }
 
+    /// The installed releases; their layout is the supervisor's
+    /// (`supervisor/src/update/releases.rs`).
+    pub fn releases_dir(&self) -> PathBuf {
+        self.root.join("releases")
+    }
+
+    /// Where updates are built, unless configured elsewhere.
+    pub fn staging_dir(&self) -> PathBuf {
+        self.root.join("staging")
+    }
+
+    /// Commits that failed to build or to run, not tried again.
+    pub fn held_commits(&self) -> PathBuf {
+        self.root.join("held-commits.json")
+    }
+
+    /// The binaries `supervisor install` copies for the service to run.
+    pub fn bin_dir(&self) -> PathBuf {
+        self.root.join("bin")
+    }
+
     /// Creates the directory (0700) if missing and tightens its mode if not.
     ///
     /// Refuses a directory owned by another user: its sessions are not ours.

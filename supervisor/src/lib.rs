@@ -5,6 +5,7 @@ pub mod actor;
 pub mod backoff;
 pub mod binary;
 pub mod control;
+pub mod exe;
 pub mod install;
 pub mod logs;
 pub mod signals;
@@ -183,12 +184,12 @@ pub async fn run(
     };
     logs::spawn_retention(logs.dir.clone(), cfg.log_retention_days);
     // A supervisor that has run this long after a self-update is kept: a
-    // later start of the service runs it again (see binary::deployed_supervisor).
+    // later start of the service runs it again (see Releases::deployed_supervisor).
     {
         let (dir, proven_after) = (dir.clone(), cfg.supervisor_probation);
         tokio::spawn(async move {
             tokio::time::sleep(proven_after).await;
-            binary::mark_proven(&dir);
+            update::releases::Releases::of(&dir).mark_proven();
         });
     }
     info!(

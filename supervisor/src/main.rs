@@ -248,7 +248,7 @@ fn run(data_dir: DataDir, args: RunArgs, open_files: shared::fdlimit::FdLimit) -
         }
     };
     open_files.log();
-    if let Some(e) = supervisor::binary::NOT_EXECUTED.get() {
+    if let Some(e) = supervisor::update::releases::NOT_EXECUTED.get() {
         tracing::error!("{e}");
     }
     if handover.is_none()

@@ -195,7 +195,7 @@ impl Actor {
             )));
         }
         info!(binary = %binary.display(), worker = run.pid, "replacing the supervisor in place");
-        crate::binary::mark_tried(&self.cfg.data_dir, binary);
+        crate::update::releases::Releases::of(&self.cfg.data_dir).mark_tried(binary);
         let mut handed = Ok(());
         for fd in state.fds() {
             if let Err(e) = set_cloexec(fd, false) {

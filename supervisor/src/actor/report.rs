@@ -22,9 +22,7 @@ impl Actor {
                 commit: shared::version::commit_or_null().map(String::from),
                 started_at: self.started_at.clone(),
                 uptime_secs: self.started.elapsed().as_secs(),
-                binary: crate::binary::own_exe()
-                    .ok()
-                    .map(|p| p.display().to_string()),
+                binary: crate::exe::own_exe().ok().map(|p| p.display().to_string()),
             },
             worker: WorkerStatus {
                 state: self.phase.name().into(),

@@ -133,11 +133,6 @@ pub fn home() -> Result<PathBuf, InstallError> {
         .ok_or_else(|| InstallError::Failed("HOME is not set to an absolute path; set it".into()))
 }
 
-/// Where the copied binaries live.
-pub fn bin_dir(data_dir: &Path) -> PathBuf {
-    data_dir.join("bin")
-}
-
 /// The worker install copies: `--worker-bin`, else the one `supervisor
 /// run` would start now, else one built from the source checkout.
 fn worker_source(opts: &Options, dir: &DataDir) -> Result<PathBuf, InstallError> {
@@ -156,7 +151,7 @@ fn worker_source(opts: &Options, dir: &DataDir) -> Result<PathBuf, InstallError>
     }
     if opts.dry_run {
         println!("# build: no worker binary found; `cargo build -p worker` would build one");
-        let exe = binary::own_exe().map_err(|e| InstallError::Failed(e.to_string()))?;
+        let exe = crate::exe::own_exe().map_err(|e| InstallError::Failed(e.to_string()))?;
         return Ok(exe.with_file_name("worker"));
     }
     binary::build_sibling_worker().map_err(InstallError::Failed)
@@ -169,10 +164,10 @@ pub fn install(data_dir: &DataDir, opts: &Options) -> Result<(), InstallError> {
     let home = home()?;
     let env = service_env(data_dir.root(), &home)?;
     let log_dir = config::log_dir(None)?;
-    let me = binary::own_exe()
+    let me = crate::exe::own_exe()
         .map_err(|e| InstallError::Failed(format!("cannot find my own executable: {e}")))?;
     let worker = worker_source(opts, data_dir)?;
-    let bin = bin_dir(data_dir.root());
+    let bin = data_dir.bin_dir();
     let service = Service {
         supervisor: bin.join("supervisor"),
         output_log: launchd::output_path(&home),
@@ -264,7 +259,7 @@ pub fn uninstall(data_dir: &DataDir, opts: &Options) -> Result<(), InstallError>
             "uninstalled. Kept: the data in {}, the logs, and the binaries in {} \
              (delete those by hand if you no longer want them)",
             data_dir.root().display(),
-            bin_dir(data_dir.root()).display()
+            data_dir.bin_dir().display()
         );
     }
     Ok(())

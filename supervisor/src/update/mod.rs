@@ -29,7 +29,6 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{info, warn};
 
 use crate::actor::Control;
-use crate::binary;
 use crate::RunConfig;
 use build::Staging;
 use git::Git;
@@ -114,16 +113,16 @@ impl Updater {
         actor: mpsc::Sender<Control>,
         previous: Option<UpdateView>,
     ) -> (Updater, watch::Receiver<UpdateView>) {
-        let releases = Releases::new(binary::releases_dir(&cfg.data_dir));
-        let held = Held::load(cfg.data_dir.root().join("held-commits.json"));
+        let releases = Releases::of(&cfg.data_dir);
+        let held = Held::load(cfg.data_dir.held_commits());
         let view = UpdateView {
             state: "idle".into(),
-            deployed_commit: binary::deployed_release(&cfg.data_dir).map(|(c, _)| c),
+            deployed_commit: releases.deployed().map(|(c, _)| c),
             held_commits: held.commits(),
             target_commit: None,
             step_started_at: None,
             // Why this start is not on the deployed release's supervisor.
-            self_update: binary::NOT_EXECUTED.get().cloned(),
+            self_update: releases::NOT_EXECUTED.get().cloned(),
             ..previous.unwrap_or_default()
         };
         let (tx, rx) = watch::channel(view);
@@ -131,7 +130,7 @@ impl Updater {
             root: cfg
                 .staging_dir
                 .clone()
-                .unwrap_or_else(|| cfg.data_dir.root().join("staging")),
+                .unwrap_or_else(|| cfg.data_dir.staging_dir()),
         };
         (
             Updater {
@@ -167,7 +166,7 @@ impl Updater {
         });
         // A self-update installed but never tried (the service stopped
         // while it waited): tried once the worker is ready.
-        self.reexec = binary::untried_supervisor(&self.cfg.data_dir);
+        self.reexec = self.releases.untried_supervisor();
         let interval = Duration::from_millis(self.cfg.poll_interval_ms);
         let mut next =
             (!interval.is_zero()).then(|| Instant::now() + interval.min(Duration::from_secs(2)));
@@ -330,7 +329,7 @@ impl Updater {
 
     /// The commit serving now: the deployed release, or the running worker's.
     async fn deployed_commit(&self) -> Option<String> {
-        if let Some((c, _)) = binary::deployed_release(&self.cfg.data_dir) {
+        if let Some((c, _)) = self.releases.deployed() {
             return Some(c);
         }
         let (tx, rx) = oneshot::channel();

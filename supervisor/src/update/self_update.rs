@@ -14,7 +14,7 @@ use tracing::{error, info};
 use super::Updater;
 use crate::actor::handover::ReExecError;
 use crate::actor::Control;
-use crate::binary;
+use crate::exe::own_exe;
 
 /// Waits until the worker is ready for a self-update; `true` if the actor
 /// is gone (then it never will be).
@@ -39,7 +39,7 @@ impl Updater {
     /// The supervisor binaries in use: the running one, then the one
     /// waiting to replace it, if any (last).
     pub(super) fn supervisors_in_use(&self) -> Vec<PathBuf> {
-        binary::own_exe()
+        own_exe()
             .ok()
             .into_iter()
             .chain(self.reexec.clone())

@@ -8,7 +8,7 @@ use tracing::{error, info, warn};
 
 use super::error::UpdateError;
 use super::git::Git;
-use super::{backups, build};
+use super::{backups, build, releases};
 use super::{short, Outcome, Updater};
 use crate::actor::{Control, DeployError};
 
@@ -61,23 +61,19 @@ impl Updater {
         let out = self.staging.out_dir(&self.cfg.build_profile);
         let worker = self
             .releases
-            .install(sha, "worker", &out.join("worker"))
+            .install(sha, releases::WORKER, &out.join("worker"))
             .map_err(|e| UpdateError::io("cannot install the worker release", e))?;
         let supervisor = if supervisor_changed {
             Some(
                 self.releases
-                    .install(sha, "supervisor", &out.join("supervisor"))
+                    .install(sha, releases::SUPERVISOR, &out.join("supervisor"))
                     .map_err(|e| UpdateError::io("cannot install the supervisor release", e))?,
             )
         } else {
             // Which supervisor goes with this release: the one running
             // now, or the one about to replace it.
             if let Some(me) = self.supervisors_in_use().pop() {
-                let record = self.releases.dir.join(sha).join("supervisor-path");
-                let _ = shared::fsutil::atomic_write(&record, |w| {
-                    use std::io::Write;
-                    writeln!(w, "{}", me.display())
-                });
+                let _ = self.releases.record_supervisor(sha, &me);
             }
             None
         };
