@@ -18,8 +18,8 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{oneshot, watch};
 use tracing::{error, info, warn};
 
+use limits::ServerOptions;
 use listener::{Inherited, ListenSource};
-use server::ServerOptions;
 use store::{OpenError, Store, StoreOptions};
 
 /// Everything `run` needs, already validated.

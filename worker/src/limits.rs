@@ -9,10 +9,40 @@
 //! cap is accepted and answered `unavailable` (INTERFACE §5), which needs
 //! one descriptor for the moment it takes to write that line.
 
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
+use std::time::Duration;
 
 use shared::protocol::MAX_LINE;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Limits and identity the server enforces.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// Only this uid may connect (the owner of the data directory).
+    pub owner_uid: u32,
+    /// Connections beyond this get `unavailable` and are closed. Already
+    /// kept below the open-file limit (`limits::connection_cap`).
+    pub max_connections: usize,
+    /// How long open connections get to finish once shutdown starts.
+    pub drain_timeout: Duration,
+    /// Request bytes beyond each connection's own buffer, shared by all.
+    pub budget: RequestBudget,
+    /// A connection that has not finished a request line for this long
+    /// is closed.
+    pub idle_timeout: Duration,
+    /// A connection whose client takes none of its answers for this long
+    /// is closed.
+    pub write_timeout: Duration,
+}
+
+/// What every connection task shares.
+#[derive(Debug)]
+pub struct Shared {
+    pub options: ServerOptions,
+    /// Connections open now.
+    pub active: AtomicUsize,
+}
 
 /// Descriptors kept out of the connection cap, for what the worker holds
 /// besides its clients. Counted on Linux and macOS:

@@ -2,38 +2,17 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use shared::accept_log::{self, AcceptFailures};
-use shared::protocol::{ApiError, ErrorCode, Request, Response};
+use shared::protocol::{ApiError, ErrorCode, Response};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
 use crate::conn;
-use crate::limits::RequestBudget;
+use crate::limits::{ServerOptions, Shared};
 use crate::store::Store;
-
-/// Limits and identity the server enforces.
-#[derive(Debug, Clone)]
-pub struct ServerOptions {
-    /// Only this uid may connect (the owner of the data directory).
-    pub owner_uid: u32,
-    /// Connections beyond this get `unavailable` and are closed. Already
-    /// kept below the open-file limit (`limits::connection_cap`).
-    pub max_connections: usize,
-    /// How long open connections get to finish once shutdown starts.
-    pub drain_timeout: Duration,
-    /// Request bytes beyond each connection's own buffer, shared by all.
-    pub budget: RequestBudget,
-    /// A connection that has not finished a request line for this long
-    /// is closed.
-    pub idle_timeout: Duration,
-    /// A connection whose client takes none of its answers for this long
-    /// is closed.
-    pub write_timeout: Duration,
-}
 
 /// Serves until `shutdown` turns true, then stops accepting, lets every
 /// connection answer what it has received, and returns.
@@ -139,45 +118,5 @@ fn refuse(stream: UnixStream, max: usize) {
             }
         }
         Err(e) => debug!(error = %e, "could not answer a refused connection"),
-    }
-}
-
-/// What every connection task shares.
-#[derive(Debug)]
-pub struct Shared {
-    pub options: ServerOptions,
-    /// Connections open now.
-    pub active: AtomicUsize,
-}
-
-/// Answers one request (`list` is written by `conn`, page by page).
-pub async fn answer(store: &Store, request: Request, shared: &Shared) -> Response {
-    match request {
-        Request::Ping => Response::Pong {
-            pid: std::process::id(),
-            version: shared::version::VERSION,
-            commit: shared::version::commit_or_null(),
-            store: store.health(),
-        },
-        Request::Put { id, data } => match store.put(id, data).await {
-            Ok(s) => Response::Session(s),
-            Err(e) => e.into(),
-        },
-        Request::Get { id } => match store.get(&id) {
-            Some(s) => Response::Session(s),
-            None => ApiError::new(ErrorCode::NotFound, format!("no session with id {id:?}")).into(),
-        },
-        Request::Delete { id } => match store.delete(id).await {
-            Ok(()) => Response::Done,
-            Err(e) => e.into(),
-        },
-        Request::List { prefix, limit } => Response::List(store.list(prefix.as_deref(), limit)),
-        Request::Stats => {
-            let mut stats = store.stats();
-            stats.connections = shared.active.load(Ordering::Relaxed);
-            stats.request_budget = shared.options.budget.bytes();
-            stats.request_budget_used = shared.options.budget.used();
-            Response::Stats(stats)
-        }
     }
 }

@@ -1,10 +1,46 @@
-//! Answers that may be large, written in pieces: `list` page by page, and
-//! a session with its `data` written straight from the store's copy.
+//! What each request is answered, and the answers that may be large,
+//! written in pieces: `list` page by page, and a session with its `data`
+//! written straight from the store's copy.
 
-use shared::protocol::{Session, SessionHeader};
+use std::sync::atomic::Ordering;
+
+use shared::protocol::{ApiError, ErrorCode, Request, Response, Session, SessionHeader};
 
 use super::Out;
+use crate::limits::Shared;
 use crate::store::Store;
+
+/// Answers one request (`list` is written by `conn`, page by page).
+pub(super) async fn answer(store: &Store, request: Request, shared: &Shared) -> Response {
+    match request {
+        Request::Ping => Response::Pong {
+            pid: std::process::id(),
+            version: shared::version::VERSION,
+            commit: shared::version::commit_or_null(),
+            store: store.health(),
+        },
+        Request::Put { id, data } => match store.put(id, data).await {
+            Ok(s) => Response::Session(s),
+            Err(e) => e.into(),
+        },
+        Request::Get { id } => match store.get(&id) {
+            Some(s) => Response::Session(s),
+            None => ApiError::new(ErrorCode::NotFound, format!("no session with id {id:?}")).into(),
+        },
+        Request::Delete { id } => match store.delete(id).await {
+            Ok(()) => Response::Done,
+            Err(e) => e.into(),
+        },
+        Request::List { prefix, limit } => Response::List(store.list(prefix.as_deref(), limit)),
+        Request::Stats => {
+            let mut stats = store.stats();
+            stats.connections = shared.active.load(Ordering::Relaxed);
+            stats.request_budget = shared.options.budget.bytes();
+            stats.request_budget_used = shared.options.budget.used();
+            Response::Stats(stats)
+        }
+    }
+}
 
 /// Headers read from the store at a time while a `list` is written.
 pub const LIST_PAGE: usize = 256;

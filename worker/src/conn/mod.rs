@@ -28,8 +28,8 @@ mod out;
 use ahead::Ahead;
 use out::Out;
 
+use crate::limits::Shared;
 use crate::limits::{LargeRequest, CONNECTION_BUFFER, LARGE_REQUEST};
-use crate::server::{answer, Shared};
 use crate::store::Store;
 
 /// Answers are written in chunks of about this size.
@@ -252,7 +252,7 @@ async fn respond(
         Request::List { prefix, limit } => {
             answers::list(out, store, prefix.as_deref(), limit).await
         }
-        request => ahead::write(out, answer(store, request, shared).await).await,
+        request => ahead::write(out, answers::answer(store, request, shared).await).await,
     }
 }
 

@@ -3,14 +3,14 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use shared::protocol::Session;
 use tracing::{debug, warn};
 
+use super::command::{CheckpointInfo, CheckpointReply, Command};
 use super::recovery::list_journals;
 use super::snapshot;
-use super::writer::{CheckpointReply, Command};
 use super::Inner;
 
 /// A state to write, and the newest journal generation it covers.
@@ -32,14 +32,6 @@ pub enum Message {
     /// Nothing was acknowledged since the last `Write` was sent: answer
     /// these with that snapshot's result once it is durable (or failed).
     Wait(Vec<CheckpointReply>),
-}
-
-/// What a finished checkpoint wrote.
-#[derive(Debug, Clone)]
-pub struct CheckpointInfo {
-    pub sessions: usize,
-    pub bytes: u64,
-    pub took: Duration,
 }
 
 /// Writes snapshots in the order they were asked for. Every message counts

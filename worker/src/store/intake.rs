@@ -7,8 +7,9 @@
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use super::command::Command;
 use super::queue::{Empty, Receiver};
-use super::writer::{Command, Writer, MAX_BATCH};
+use super::writer::{Writer, MAX_BATCH};
 
 /// The commands of the next batch, and how many of them are writes.
 struct Batch {

@@ -6,6 +6,8 @@
 //! See `journal.rs` for the file format and `recovery.rs` for restores.
 
 pub mod checkpoint;
+mod command;
+mod fault;
 mod group;
 mod heal;
 mod health;
@@ -27,11 +29,12 @@ use shared::paths::DataDir;
 use shared::protocol::{ApiError, ErrorCode, Session, SessionHeader, Stats};
 use tokio::sync::oneshot;
 
-pub use checkpoint::CheckpointInfo;
+pub use command::CheckpointInfo;
+use command::Command;
 pub use recovery::{OpenError, RecoveryReport};
 pub use retry::RetryPolicy;
 use snapshot::Sessions;
-use writer::{Command, Writer};
+use writer::Writer;
 
 /// Tuning knobs; the defaults suit a real deployment.
 #[derive(Debug, Clone)]

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
-use super::writer::Command;
+use super::command::Command;
 
 /// The most commands waiting for the writer.
 pub const CAPACITY: usize = 8192;

@@ -12,49 +12,15 @@ use shared::protocol::{ApiError, ErrorCode, Session};
 use tokio::sync::oneshot;
 use tracing::{error, info, warn};
 
-use super::checkpoint::{CheckpointInfo, Job, Message};
+use super::checkpoint::{Job, Message};
+use super::command::{CheckpointInfo, CheckpointReply, Command, DeleteReply, PutReply};
+use super::fault::{Poisoned, SnapshotFault};
 use super::group::GroupCommit;
-use super::heal::{Poisoned, SnapshotFault};
 use super::journal::JournalFile;
 use super::{Inner, StoreOptions};
 
 /// The most commands one commit takes.
 pub(super) const MAX_BATCH: usize = 4096;
-
-pub type CheckpointReply = oneshot::Sender<Result<CheckpointInfo, String>>;
-
-/// A put's answer: the session as stored, and the one it replaced (which
-/// the caller drops, so freeing it costs the writer nothing).
-pub type PutReply = oneshot::Sender<Result<(Arc<Session>, Option<Arc<Session>>), ApiError>>;
-/// A delete's answer, with the removed session for the caller to drop.
-pub type DeleteReply = oneshot::Sender<Result<Option<Arc<Session>>, ApiError>>;
-
-/// What callers send the writer. Records arrive encoded (JSON and
-/// checksum are the caller's work, done in parallel); the writer only
-/// orders them, makes them durable and applies them.
-pub enum Command {
-    Put {
-        id: String,
-        data: Box<RawValue>,
-        updated_at: String,
-        record: Vec<u8>,
-        reply: PutReply,
-    },
-    Delete {
-        id: String,
-        record: Vec<u8>,
-        reply: DeleteReply,
-    },
-    /// Write `sessions.json` now (SIGUSR1).
-    Checkpoint { reply: CheckpointReply },
-    /// Final snapshot, then stop.
-    Close { reply: CheckpointReply },
-    /// A snapshot ended (sent by the checkpoint thread): look at how.
-    Wake,
-    /// Test builds: answered once the batch it came in is done.
-    #[cfg(test)]
-    Fence(oneshot::Sender<()>),
-}
 
 enum Answer {
     Put(PutReply, Arc<Session>, Option<Arc<Session>>),
