@@ -9,6 +9,7 @@ pub mod exe;
 pub mod install;
 pub mod logs;
 pub mod signals;
+pub mod sleep;
 pub mod sockets;
 pub mod spawn;
 pub mod status;
@@ -147,7 +148,7 @@ pub async fn run(
         .owner_uid()
         .map_err(err("cannot read the data directory's owner"))?;
     let cfg = Arc::new(cfg);
-    let (control_tx, control_rx) = mpsc::channel(64);
+    let (actor_handle, control_rx) = actor::channel();
     let mut previous_update = None;
     let (actor, control_listener) = match start {
         Start::Fresh => {
@@ -202,7 +203,7 @@ pub async fn run(
     );
     let signals = signals::Signals::start().map_err(err("cannot start the signal thread"))?;
     let (mut updater, update_view) =
-        update::Updater::new(cfg.clone(), control_tx.clone(), previous_update);
+        update::Updater::new(cfg.clone(), actor_handle.clone(), previous_update);
     updater.watch_worker(actor.watch_settled());
     let (update_tx, update_rx) = mpsc::channel(16);
     let updater = tokio::spawn(updater.run(update_rx));
@@ -225,7 +226,7 @@ pub async fn run(
         control_listener,
         owner_uid,
         dir.worker_sock(),
-        control_tx,
+        actor_handle,
         update_tx,
         update_view,
         control_limits,

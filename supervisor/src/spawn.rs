@@ -30,6 +30,23 @@ pub struct Spawned {
     pub parent: OwnedFd,
 }
 
+/// Whether an io error is the machine running out of something (disk,
+/// file descriptors, memory, processes) rather than a defect of what was
+/// being started: worth trying again later.
+pub fn is_exhaustion(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(
+            nix::libc::ENOSPC
+                | nix::libc::EMFILE
+                | nix::libc::ENFILE
+                | nix::libc::ENOMEM
+                | nix::libc::EAGAIN
+                | nix::libc::EDQUOT
+        )
+    )
+}
+
 /// A CLOEXEC duplicate at fd 10 or above, so that placing fds 3-5 in the
 /// child can never overwrite another source fd.
 fn dup_high(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {

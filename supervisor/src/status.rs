@@ -74,14 +74,25 @@ pub struct SessionsStatus {
     pub count: u64,
 }
 
+/// The updater's part of `status`: its settings, and what it is doing.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UpdateStatus {
     pub repo: Option<String>,
     pub branch: String,
     pub poll_interval_ms: u64,
+    /// Kept by the updater; its fields sit beside the settings in JSON.
+    #[serde(flatten)]
+    pub view: UpdateView,
+}
+
+/// What the updater shows of itself: published by it, and carried over a
+/// self-update re-exec.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct UpdateView {
     pub last_poll_at: Option<String>,
     pub last_poll: Option<String>,
     pub deployed_commit: Option<String>,
+    /// `idle`, `fetching`, `building`, `swapping`.
     pub state: String,
     pub last_error: Option<String>,
     pub held_commits: Vec<String>,
@@ -237,34 +248,34 @@ impl Status {
             "updates",
             format!(
                 "{}, {} of {} ({polling}), deployed {}",
-                u.state,
+                u.view.state,
                 u.branch,
                 u.repo.as_deref().unwrap_or("no repository"),
-                short(&u.deployed_commit)
+                short(&u.view.deployed_commit)
             ),
         );
-        if let Some(target) = &u.target_commit {
-            let since = age_of(&u.step_started_at)
+        if let Some(target) = &u.view.target_commit {
+            let since = age_of(&u.view.step_started_at)
                 .map(|a| format!(" for {a}"))
                 .unwrap_or_default();
             line(
                 "now",
-                format!("{} {}{since}", u.state, short(&Some(target.clone()))),
+                format!("{} {}{since}", u.view.state, short(&Some(target.clone()))),
             );
         }
-        if let Some(poll) = &u.last_poll {
-            let when = age_of(&u.last_poll_at)
+        if let Some(poll) = &u.view.last_poll {
+            let when = age_of(&u.view.last_poll_at)
                 .map(|a| format!(" ({a} ago)"))
                 .unwrap_or_default();
             line("last poll", format!("{poll}{when}"));
         }
-        if let Some(why) = &u.checkout {
+        if let Some(why) = &u.view.checkout {
             line("checkout", why.clone());
         }
-        if let Some(e) = &u.last_error {
+        if let Some(e) = &u.view.last_error {
             line("last error", e.clone());
         }
-        if let Some(r) = &u.retry {
+        if let Some(r) = &u.view.retry {
             let when = match r.next_at.as_deref().and_then(shared::time::parse_rfc3339) {
                 Some(at) => match at.duration_since(std::time::SystemTime::now()) {
                     Ok(left) => format!("next try in {}", human_duration(left.as_secs())),
@@ -277,11 +288,11 @@ impl Status {
                 format!("not held, failed {} time(s); {when}", r.attempts),
             );
         }
-        if let Some(s) = &u.self_update {
+        if let Some(s) = &u.view.self_update {
             line("self-update", s.clone());
         }
-        if !u.held_commits.is_empty() {
-            line("held", u.held_commits.join(", "));
+        if !u.view.held_commits.is_empty() {
+            line("held", u.view.held_commits.join(", "));
         }
         line("data", self.paths.data_dir.clone());
         line("logs", self.paths.log_dir.clone());

@@ -37,7 +37,7 @@ pub struct Handover {
     pub good_bin: Option<PathBuf>,
     pub worker: HandedWorker,
     /// The updater's last poll, errors and deployed commit.
-    pub update: Option<crate::update::UpdateView>,
+    pub update: Option<crate::status::UpdateView>,
 }
 
 /// The worker, which keeps running across the exec.
@@ -122,7 +122,8 @@ impl Actor {
     pub(super) fn re_exec(
         &mut self,
         binary: &Path,
-        view: crate::update::UpdateView,
+        view: crate::status::UpdateView,
+        before_exec: super::BeforeExec,
     ) -> Result<(), ReExecError> {
         let Phase::Ready(run) = &self.phase else {
             return Err(ReExecError::NotNow(format!(
@@ -195,7 +196,7 @@ impl Actor {
             )));
         }
         info!(binary = %binary.display(), worker = run.pid, "replacing the supervisor in place");
-        crate::update::releases::Releases::of(&self.cfg.data_dir).mark_tried(binary);
+        before_exec();
         let mut handed = Ok(());
         for fd in state.fds() {
             if let Err(e) = set_cloexec(fd, false) {

@@ -4,6 +4,7 @@
 
 mod deploy;
 mod events;
+mod handle;
 pub mod handover;
 mod lifecycle;
 mod report;
@@ -23,40 +24,12 @@ use tracing::{error, info};
 use crate::backoff::Backoff;
 use crate::logs::{self, Sink};
 use crate::signals::Signals;
-use crate::status::Status;
+use crate::sleep::sleep_until;
 use crate::{binary, spawn, RunConfig};
 pub use deploy::DeployError;
+use handle::Control;
+pub use handle::{channel, ActorHandle, BeforeExec, Gone, Inbox, RestartDone};
 pub use watch::describe_exit;
-
-/// What a control client or the updater asks the actor.
-pub enum Control {
-    /// The current state (sessions and update filled in by the caller).
-    Status(oneshot::Sender<Status>),
-    /// Replace the worker; answered once the new one is ready.
-    Restart(oneshot::Sender<Result<RestartDone, String>>),
-    /// Swap the worker onto `binary`; answered after the probation window,
-    /// or with the reason it was rolled back.
-    Deploy {
-        commit: String,
-        binary: PathBuf,
-        reply: oneshot::Sender<Result<(), DeployError>>,
-    },
-    /// Replace the supervisor process itself (same pid) with `binary`,
-    /// keeping the worker. Answered only if that did not happen.
-    ReExec {
-        binary: PathBuf,
-        /// The updater's state, to show on after the exec.
-        view: Box<crate::update::UpdateView>,
-        reply: oneshot::Sender<Result<(), handover::ReExecError>>,
-    },
-}
-
-/// The worker that a restart brought up.
-#[derive(Debug, Clone)]
-pub struct RestartDone {
-    pub pid: u32,
-    pub commit: Option<String>,
-}
 
 pub(crate) enum Event {
     Exited {
@@ -233,11 +206,7 @@ impl Actor {
 
     /// Runs until a stop signal has stopped the worker. `signals` are the
     /// stop and restart signals (see `crate::signals`).
-    pub async fn run(
-        mut self,
-        mut control: mpsc::Receiver<Control>,
-        signals: Signals,
-    ) -> std::io::Result<()> {
+    pub async fn run(mut self, Inbox(mut control): Inbox, signals: Signals) -> std::io::Result<()> {
         self.signals = Some(signals);
         if matches!(self.phase, Phase::Stopped) {
             self.start_worker();
@@ -306,7 +275,7 @@ impl Actor {
                     // Out of fds, memory or disk: the machine's state, not
                     // the commit's fault.
                     let why = format!("cannot start it: {e}");
-                    self.deploy_failed(if crate::update::error::is_exhaustion(&e) {
+                    self.deploy_failed(if spawn::is_exhaustion(&e) {
                         DeployError::Interrupted(why)
                     } else {
                         DeployError::Failed(why)
@@ -385,19 +354,12 @@ impl Actor {
             Control::ReExec {
                 binary,
                 view,
+                before_exec,
                 reply,
             } => {
-                let result = self.re_exec(&binary, *view);
+                let result = self.re_exec(&binary, *view, before_exec);
                 let _ = reply.send(result);
             }
         }
-    }
-}
-
-/// Sleeps until `deadline`, or forever without one.
-pub async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d.into()).await,
-        None => std::future::pending().await,
     }
 }

@@ -39,18 +39,8 @@ impl Actor {
                 repo: cfg.repo.as_ref().map(|p| p.display().to_string()),
                 branch: cfg.branch.clone(),
                 poll_interval_ms: cfg.poll_interval_ms,
-                last_poll_at: None,
-                last_poll: None,
-                // The updater knows the deployed commit; control fills it in.
-                deployed_commit: None,
-                state: "idle".into(),
-                last_error: None,
-                held_commits: Vec::new(),
-                target_commit: None,
-                step_started_at: None,
-                checkout: None,
-                retry: None,
-                self_update: None,
+                // The updater's part; control fills it in.
+                view: Default::default(),
             },
             paths: PathsStatus {
                 data_dir: cfg.data_dir.root().display().to_string(),

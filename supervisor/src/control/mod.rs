@@ -20,8 +20,8 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 
-use crate::actor::Control;
-use crate::status::{SessionsStatus, Status};
+use crate::actor::ActorHandle;
+use crate::status::SessionsStatus;
 use crate::update::{UpdateRequest, UpdateView};
 
 /// What the control socket allows its clients.
@@ -40,7 +40,7 @@ pub async fn serve(
     listener: UnixListener,
     owner_uid: u32,
     worker_sock: std::path::PathBuf,
-    actor: mpsc::Sender<Control>,
+    actor: ActorHandle,
     updater: mpsc::Sender<UpdateRequest>,
     view: tokio::sync::watch::Receiver<UpdateView>,
     limits: Limits,
@@ -111,7 +111,7 @@ fn refuse(stream: UnixStream, cap: usize) {
 
 async fn handle(
     stream: UnixStream,
-    actor: mpsc::Sender<Control>,
+    actor: ActorHandle,
     updater: mpsc::Sender<UpdateRequest>,
     view: tokio::sync::watch::Receiver<UpdateView>,
     worker_sock: &Path,
@@ -137,39 +137,25 @@ async fn handle(
     }
     let request: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
     let answer = match request["op"].as_str() {
-        Some("status") => {
-            let (tx, rx) = oneshot::channel();
-            if actor.send(Control::Status(tx)).await.is_err() {
-                gone()
-            } else {
-                match rx.await {
-                    Ok(mut status) => {
-                        merge_update(&mut status, &view.borrow());
-                        if status.worker.state == "ready" {
-                            status.sessions = session_count(worker_sock)
-                                .await
-                                .map(|count| SessionsStatus { count });
-                        }
-                        serde_json::to_value(status).expect("status serializes")
-                    }
-                    Err(_) => gone(),
+        Some("status") => match actor.status().await {
+            Ok(mut status) => {
+                status.update.view = view.borrow().clone();
+                if status.worker.state == "ready" {
+                    status.sessions = session_count(worker_sock)
+                        .await
+                        .map(|count| SessionsStatus { count });
                 }
+                serde_json::to_value(status).expect("status serializes")
             }
-        }
-        Some("restart") => {
-            let (tx, rx) = oneshot::channel();
-            if actor.send(Control::Restart(tx)).await.is_err() {
-                gone()
-            } else {
-                match rx.await {
-                    Ok(Ok(done)) => {
-                        json!({"ok": true, "worker": {"pid": done.pid, "commit": done.commit}})
-                    }
-                    Ok(Err(e)) => json!({"ok": false, "error": e}),
-                    Err(_) => gone(),
-                }
+            Err(_) => gone(),
+        },
+        Some("restart") => match actor.restart().await {
+            Ok(Ok(done)) => {
+                json!({"ok": true, "worker": {"pid": done.pid, "commit": done.commit}})
             }
-        }
+            Ok(Err(e)) => json!({"ok": false, "error": e}),
+            Err(_) => gone(),
+        },
         Some("update") => {
             let (tx, rx) = oneshot::channel();
             let retry_held = request["retry"] == true;
@@ -225,22 +211,6 @@ async fn write_answer(
             "the client did not read its answer",
         )),
     }
-}
-
-/// The updater's part of the status.
-fn merge_update(status: &mut Status, view: &UpdateView) {
-    let u = &mut status.update;
-    u.state = view.state.clone();
-    u.last_poll_at = view.last_poll_at.clone();
-    u.last_poll = view.last_poll.clone();
-    u.deployed_commit = view.deployed_commit.clone();
-    u.last_error = view.last_error.clone();
-    u.held_commits = view.held_commits.clone();
-    u.target_commit = view.target_commit.clone();
-    u.step_started_at = view.step_started_at.clone();
-    u.checkout = view.checkout.clone();
-    u.retry = view.retry.clone();
-    u.self_update = view.self_update.clone();
 }
 
 fn gone() -> Value {

@@ -15,8 +15,6 @@ use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use nix::libc;
-
 pub use super::cargo_log::Cause;
 
 /// An update step that failed.
@@ -103,21 +101,11 @@ impl UpdateError {
     }
 }
 
-/// Whether an io error is the machine running out of something (disk,
-/// file descriptors, memory, processes) rather than a defect of what was
-/// being started: worth trying again later.
-pub fn is_exhaustion(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(
-            libc::ENOSPC | libc::EMFILE | libc::ENFILE | libc::ENOMEM | libc::EAGAIN | libc::EDQUOT
-        )
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spawn::is_exhaustion;
+    use nix::libc;
 
     #[test]
     fn only_our_compile_errors_and_failing_workers_hold_a_commit() {

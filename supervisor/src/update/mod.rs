@@ -24,40 +24,17 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{info, warn};
 
-use crate::actor::Control;
+use crate::actor::ActorHandle;
 use crate::RunConfig;
 use build::Staging;
 use git::Git;
 use held::Held;
 use releases::Releases;
 
-/// What `status` shows of the updater.
-#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
-pub struct UpdateView {
-    /// `idle`, `fetching`, `building`, `swapping`.
-    pub state: String,
-    pub last_poll_at: Option<String>,
-    pub last_poll: Option<String>,
-    pub deployed_commit: Option<String>,
-    pub last_error: Option<String>,
-    pub held_commits: Vec<String>,
-    /// Addition: the commit being built or swapped in, and since when.
-    pub target_commit: Option<String>,
-    pub step_started_at: Option<String>,
-    /// Addition: why the watched checkout was not fast-forwarded.
-    pub checkout: Option<String>,
-    /// Addition: a failure that is not the commit's fault, tried again.
-    #[serde(default)]
-    pub retry: Option<crate::status::UpdateRetry>,
-    /// Addition: a self-update waiting for the worker, or why the last one
-    /// did not happen (the running supervisor stays).
-    #[serde(default)]
-    pub self_update: Option<String>,
-}
+pub use crate::status::UpdateView;
 
 /// A `supervisor update` request: poll now; answered with the outcome.
 pub struct UpdateRequest {
@@ -74,7 +51,7 @@ pub struct UpdateAnswer {
 
 pub struct Updater {
     cfg: Arc<RunConfig>,
-    actor: mpsc::Sender<Control>,
+    actor: ActorHandle,
     view: watch::Sender<UpdateView>,
     staging: Staging,
     releases: Releases,
@@ -110,7 +87,7 @@ impl Updater {
     /// `previous`: what the updater showed before a self-update re-exec.
     pub fn new(
         cfg: Arc<RunConfig>,
-        actor: mpsc::Sender<Control>,
+        actor: ActorHandle,
         previous: Option<UpdateView>,
     ) -> (Updater, watch::Receiver<UpdateView>) {
         let releases = Releases::of(&cfg.data_dir);
@@ -173,7 +150,7 @@ impl Updater {
         loop {
             let mut waiters = Vec::new();
             tokio::select! {
-                _ = crate::actor::sleep_until(next), if next.is_some() => {}
+                _ = crate::sleep::sleep_until(next), if next.is_some() => {}
                 req = requests.recv() => match req {
                     Some(r) => waiters.push(r),
                     None => return,
@@ -332,9 +309,7 @@ impl Updater {
         if let Some((c, _)) = self.releases.deployed() {
             return Some(c);
         }
-        let (tx, rx) = oneshot::channel();
-        self.actor.send(Control::Status(tx)).await.ok()?;
-        rx.await.ok()?.worker.commit
+        self.actor.status().await.ok()?.worker.commit
     }
 }
 

@@ -8,12 +8,12 @@
 
 use std::path::{Path, PathBuf};
 
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 use tracing::{error, info};
 
+use super::releases::Releases;
 use super::Updater;
 use crate::actor::handover::ReExecError;
-use crate::actor::Control;
 use crate::exe::own_exe;
 
 /// Waits until the worker is ready for a self-update; `true` if the actor
@@ -82,18 +82,12 @@ impl Updater {
             self.self_update_failed(&binary, &e);
             return;
         }
-        let (tx, rx) = oneshot::channel();
         let mut view = self.view.borrow().clone();
         view.self_update = None;
-        let request = Control::ReExec {
-            binary: binary.clone(),
-            view: Box::new(view),
-            reply: tx,
-        };
-        if self.actor.send(request).await.is_err() {
-            return;
-        }
-        match rx.await {
+        let releases = Releases::of(&self.cfg.data_dir);
+        let tried = binary.clone();
+        let before_exec = Box::new(move || releases.mark_tried(&tried));
+        match self.actor.re_exec(binary.clone(), view, before_exec).await {
             Ok(Err(ReExecError::NotNow(why))) => {
                 info!(binary = %binary.display(), reason = %why, "the supervisor replaces itself once the worker is ready");
                 let text = format!(

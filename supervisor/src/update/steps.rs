@@ -3,14 +3,13 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use tokio::sync::oneshot;
 use tracing::{error, info, warn};
 
 use super::error::UpdateError;
 use super::git::Git;
 use super::{backups, build, releases};
 use super::{short, Outcome, Updater};
-use crate::actor::{Control, DeployError};
+use crate::actor::DeployError;
 
 impl Updater {
     pub(super) async fn build(
@@ -88,21 +87,7 @@ impl Updater {
         built: Built,
     ) -> Outcome {
         self.step("swapping", Some(sha));
-        let (tx, rx) = oneshot::channel();
-        let sent = self
-            .actor
-            .send(Control::Deploy {
-                commit: sha.to_string(),
-                binary: built.worker,
-                reply: tx,
-            })
-            .await;
-        let stopping = || DeployError::Interrupted("the supervisor is stopping".into());
-        let result = match sent {
-            Ok(()) => rx.await.unwrap_or_else(|_| Err(stopping())),
-            Err(_) => Err(stopping()),
-        };
-        match result {
+        match self.actor.deploy(sha.to_string(), built.worker).await {
             Ok(()) => {}
             Err(DeployError::Failed(e)) => {
                 return self.not_deployed(sha, UpdateError::Worker(e), "rolled back")
