@@ -30,6 +30,30 @@ pub struct Spawned {
     pub parent: OwnedFd,
 }
 
+/// Tries of [`retry_busy`].
+const BUSY_TRIES: u32 = 10;
+
+/// Calls `spawn` again while it fails with ETXTBSY ("text file busy").
+/// An executable is busy while any process holds it open for writing,
+/// and a fork made by another thread while the file was being written
+/// (a release installed, a script created) holds a copy of the writing
+/// descriptor until its child execs, a moment later: the descriptor is
+/// close-on-exec. Waits 1, 2, 4, ... ms (at most 50) between tries, about
+/// 0.2 s in all, then returns the last error.
+pub fn retry_busy<T>(mut spawn: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    let mut wait = std::time::Duration::from_millis(1);
+    for _ in 1..BUSY_TRIES {
+        match spawn() {
+            Err(e) if e.raw_os_error() == Some(nix::libc::ETXTBSY) => {
+                std::thread::sleep(wait);
+                wait = (wait * 2).min(std::time::Duration::from_millis(50));
+            }
+            other => return other,
+        }
+    }
+    spawn()
+}
+
 /// Whether an io error is the machine running out of something (disk,
 /// file descriptors, memory, processes) rather than a defect of what was
 /// being started: worth trying again later.
@@ -103,8 +127,7 @@ pub fn spawn_worker(
             crate::signals::unblock_in_child()
         });
     }
-    let mut child = cmd
-        .spawn()
+    let mut child = retry_busy(|| cmd.spawn())
         .map_err(|e| io::Error::new(e.kind(), format!("cannot start {}: {e}", bin.display())))?;
     let pid = child.id();
     let stdout = OwnedFd::from(child.stdout.take().expect("stdout is piped"));
@@ -121,4 +144,38 @@ pub fn spawn_worker(
         ready: ready_r,
         parent: parent_w,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_busy_executable_is_tried_again_and_other_errors_are_not() {
+        let busy = || io::Error::from_raw_os_error(nix::libc::ETXTBSY);
+        let mut calls = 0;
+        let got = retry_busy(|| {
+            calls += 1;
+            if calls < 3 {
+                Err(busy())
+            } else {
+                Ok(calls)
+            }
+        });
+        assert_eq!(got.unwrap(), 3, "busy twice, then started");
+        let mut calls = 0;
+        let got: io::Result<()> = retry_busy(|| {
+            calls += 1;
+            Err(busy())
+        });
+        assert_eq!(got.unwrap_err().raw_os_error(), Some(nix::libc::ETXTBSY));
+        assert_eq!(calls, BUSY_TRIES, "gives up after its tries");
+        let mut calls = 0;
+        let got: io::Result<()> = retry_busy(|| {
+            calls += 1;
+            Err(io::Error::from_raw_os_error(nix::libc::ENOENT))
+        });
+        assert!(got.is_err());
+        assert_eq!(calls, 1, "any other error is final");
+    }
 }

@@ -65,14 +65,14 @@ pub enum VersionFailure {
 /// Runs `BIN --version` with stdin closed, in its own process group, and
 /// kills the group after `timeout`. Blocking.
 pub fn run_version(bin: &Path, timeout: Duration) -> Result<VersionRun, VersionFailure> {
-    let child = crate::signals::unblocked(&mut Command::new(bin))
+    let mut cmd = Command::new(bin);
+    crate::signals::unblocked(&mut cmd)
         .arg("--version")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .map_err(VersionFailure::Spawn)?;
+        .process_group(0);
+    let child = crate::spawn::retry_busy(|| cmd.spawn()).map_err(VersionFailure::Spawn)?;
     let group = nix::unistd::Pid::from_raw(child.id() as i32);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
