@@ -4,6 +4,7 @@
 pub mod actor;
 pub mod backoff;
 pub mod binary;
+pub mod commands;
 pub mod control;
 pub mod exe;
 pub mod install;
@@ -12,12 +13,13 @@ pub mod signals;
 pub mod sleep;
 pub mod sockets;
 pub mod spawn;
+pub mod startup;
 pub mod status;
 pub mod tools;
 pub mod trial;
 pub mod update;
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -130,8 +132,13 @@ async fn wait_for_old_worker(dir: &DataDir) -> Result<(), RunError> {
 pub enum Start {
     /// A normal start: bind the sockets, start a worker.
     Fresh,
-    /// A re-exec of a self-update: everything is handed over.
-    Resumed(Box<actor::handover::Handover>),
+    /// A re-exec of a self-update: everything is handed over (the lock
+    /// stays with the caller).
+    Resumed {
+        state: Box<actor::handover::Handover>,
+        control: OwnedFd,
+        worker: actor::handover::WorkerFds,
+    },
 }
 
 /// Runs the service until SIGTERM/SIGINT. The caller holds the lock
@@ -166,19 +173,20 @@ pub async fn run(
                 control_listener,
             )
         }
-        Start::Resumed(mut state) => {
+        Start::Resumed {
+            mut state,
+            control,
+            worker,
+        } => {
             previous_update = state.update.take();
-            // SAFETY: the previous image handed this fd over to us.
-            let fd = unsafe { OwnedFd::from_raw_fd(state.control_fd) };
-            let _ = actor::handover::set_cloexec(state.control_fd, true);
-            let std_listener = std::os::unix::net::UnixListener::from(fd);
+            let std_listener = std::os::unix::net::UnixListener::from(control);
             std_listener
                 .set_nonblocking(true)
                 .map_err(err("cannot use the handed-over control socket"))?;
             let control_listener = tokio::net::UnixListener::from_std(std_listener)
                 .map_err(err("cannot use the handed-over control socket"))?;
             (
-                actor::Actor::resume(cfg.clone(), *state, logs.worker.clone()),
+                actor::Actor::resume(cfg.clone(), *state, worker, logs.worker.clone()),
                 control_listener,
             )
         }

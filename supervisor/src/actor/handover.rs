@@ -58,7 +58,50 @@ pub struct HandedWorker {
     pub store: Option<shared::health::StoreHealth>,
 }
 
+/// The handed-over fds, owned (and close-on-exec again).
+pub struct HandedFds {
+    pub lock: OwnedFd,
+    pub control: OwnedFd,
+    pub worker: WorkerFds,
+}
+
+/// What the actor takes over: the listening socket and the running
+/// worker's pipes.
+pub struct WorkerFds {
+    pub listener: OwnedFd,
+    pub parent: OwnedFd,
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
+    /// The readiness pipe (a supervisor too old to hand it has none).
+    pub ready: Option<OwnedFd>,
+}
+
 impl Handover {
+    /// Takes ownership of every fd the previous image handed over: the
+    /// one place where a re-executed supervisor turns fd numbers into
+    /// owned fds. Call once, before any thread exists.
+    pub fn take_fds(&self) -> HandedFds {
+        let take = |fd: RawFd| {
+            let _ = set_cloexec(fd, true);
+            // SAFETY: the previous image handed this fd to us, the
+            // handover names each fd once, and this runs once, so
+            // nothing else in this process owns it.
+            unsafe { OwnedFd::from_raw_fd(fd) }
+        };
+        let w = &self.worker;
+        HandedFds {
+            lock: take(self.lock_fd),
+            control: take(self.control_fd),
+            worker: WorkerFds {
+                listener: take(self.listener_fd),
+                parent: take(w.parent_fd),
+                stdout: take(w.stdout_fd),
+                stderr: take(w.stderr_fd),
+                ready: w.ready_fd.map(take),
+            },
+        }
+    }
+
     fn fds(&self) -> Vec<RawFd> {
         let mut fds = vec![
             self.listener_fd,
@@ -229,18 +272,16 @@ impl Actor {
     pub fn resume(
         cfg: std::sync::Arc<crate::RunConfig>,
         state: Handover,
+        fds: WorkerFds,
         worker_log: crate::logs::Sink,
     ) -> Actor {
-        // SAFETY: the previous image handed these fds to us and nothing
-        // else in this process owns them.
-        let listener = unsafe { OwnedFd::from_raw_fd(state.listener_fd) };
-        let parent = unsafe { OwnedFd::from_raw_fd(state.worker.parent_fd) };
-        let stdout = unsafe { OwnedFd::from_raw_fd(state.worker.stdout_fd) };
-        let stderr = unsafe { OwnedFd::from_raw_fd(state.worker.stderr_fd) };
-        for fd in [&listener, &parent, &stdout, &stderr] {
-            let raw = std::os::fd::AsRawFd::as_raw_fd(fd);
-            let _ = set_cloexec(raw, true);
-        }
+        let WorkerFds {
+            listener,
+            parent,
+            stdout,
+            stderr,
+            ready,
+        } = fds;
         let held = super::HeldFds {
             control: state.control_fd,
             lock: state.lock_fd,
@@ -263,10 +304,7 @@ impl Actor {
         crate::logs::pump(stdout, actor.worker_log.clone());
         crate::logs::pump(stderr, actor.worker_log.clone());
         super::watch::watch_exit(w.pid, actor.generation, actor.events_tx.clone());
-        // SAFETY: as above; only a handed readiness pipe is taken.
-        let ready = w.ready_fd.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
         let ready = ready.and_then(|fd| {
-            let _ = set_cloexec(std::os::fd::AsRawFd::as_raw_fd(&fd), true);
             super::watch::watch_reports(fd, actor.generation, actor.events_tx.clone())
         });
         actor.store_logged = w.store.as_ref().map(|s| s.state);

@@ -4,17 +4,21 @@
 use std::path::Path;
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use crate::status::Status;
+use super::protocol::ControlRequest;
 
 /// Client side: sends one request and reads the answer (blocking).
-pub fn request(sock: &Path, request: &Value, timeout: Option<Duration>) -> std::io::Result<Value> {
+pub fn request(
+    sock: &Path,
+    request: &ControlRequest,
+    timeout: Option<Duration>,
+) -> std::io::Result<Value> {
     use std::io::{BufRead, Write};
     shared::paths::check_socket_path(sock)?;
     let mut stream = std::os::unix::net::UnixStream::connect(sock)?;
     stream.set_read_timeout(timeout)?;
-    stream.write_all(format!("{request}\n").as_bytes())?;
+    stream.write_all(format!("{}\n", request.to_line()).as_bytes())?;
     let mut line = String::new();
     std::io::BufReader::new(stream).read_line(&mut line)?;
     serde_json::from_str(&line).map_err(|e| {
@@ -29,7 +33,7 @@ pub fn request(sock: &Path, request: &Value, timeout: Option<Duration>) -> std::
 /// supervisor was replacing itself in place at that moment) is retried:
 /// asking for the status twice is harmless.
 pub fn status(sock: &Path) -> std::io::Result<Value> {
-    let ask = || request(sock, &json!({"op": "status"}), Some(Duration::from_secs(5)));
+    let ask = || request(sock, &ControlRequest::Status, Some(Duration::from_secs(5)));
     let mut last = ask();
     for _ in 0..3 {
         match &last {
@@ -43,9 +47,4 @@ pub fn status(sock: &Path) -> std::io::Result<Value> {
         }
     }
     last
-}
-
-/// Parses a status answer.
-pub fn parse_status(v: Value) -> Result<Status, String> {
-    serde_json::from_value(v).map_err(|e| format!("unexpected status answer: {e}"))
 }

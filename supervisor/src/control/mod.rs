@@ -1,28 +1,32 @@
 //! The control socket (`supervisor.sock`): one JSON request line, one
-//! JSON answer line. Used by `supervisor status`, `restart` and `update`.
+//! JSON answer line ([`protocol`]). Used by `supervisor status`, `restart`
+//! and `update`.
 //!
 //! Bounded: at most [`slots::connection_cap`] connections at once (see
 //! `slots` for who gives way at the cap), and a request line must arrive
 //! within the read timeout.
 
 mod client;
+pub mod protocol;
 pub mod slots;
 
-pub use client::{parse_status, request, status};
+pub use client::{request, status};
+pub use protocol::{ControlRequest, ControlResponse};
 
 use std::path::Path;
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use shared::accept_log::{self, AcceptFailures};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 
-use crate::actor::ActorHandle;
+use crate::actor::{ActorHandle, Gone};
 use crate::status::SessionsStatus;
 use crate::update::{UpdateRequest, UpdateView};
+use protocol::UNKNOWN_REQUEST;
 
 /// What the control socket allows its clients.
 #[derive(Debug, Clone, Copy)]
@@ -96,9 +100,10 @@ pub async fn serve(
 /// line is short and the socket new, so the write fits its buffer at once.
 fn refuse(stream: UnixStream, cap: usize) {
     use std::io::Write;
-    let answer = json!({"ok": false, "error": format!(
+    let answer = ControlResponse::failed(format!(
         "the supervisor is answering {cap} control requests already; try again"
-    )});
+    ))
+    .to_value();
     match stream.into_std() {
         Ok(mut s) => {
             if let Err(e) = s.write_all(format!("{answer}\n").as_bytes()) {
@@ -135,9 +140,8 @@ async fn handle(
     if n == 0 || !ticket.answering() {
         return Ok(());
     }
-    let request: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
-    let answer = match request["op"].as_str() {
-        Some("status") => match actor.status().await {
+    let answer = match ControlRequest::parse(&line) {
+        Some(ControlRequest::Status) => match actor.status().await {
             Ok(mut status) => {
                 status.update.view = view.borrow().clone();
                 if status.worker.state == "ready" {
@@ -145,35 +149,32 @@ async fn handle(
                         .await
                         .map(|count| SessionsStatus { count });
                 }
-                serde_json::to_value(status).expect("status serializes")
+                ControlResponse::Status(Box::new(status))
             }
-            Err(_) => gone(),
+            Err(Gone) => gone(),
         },
-        Some("restart") => match actor.restart().await {
-            Ok(Ok(done)) => {
-                json!({"ok": true, "worker": {"pid": done.pid, "commit": done.commit}})
-            }
-            Ok(Err(e)) => json!({"ok": false, "error": e}),
-            Err(_) => gone(),
+        Some(ControlRequest::Restart) => match actor.restart().await {
+            Ok(Ok(done)) => ControlResponse::Restarted {
+                pid: done.pid,
+                commit: done.commit,
+            },
+            Ok(Err(error)) => ControlResponse::Failed { error },
+            Err(Gone) => gone(),
         },
-        Some("update") => {
+        Some(ControlRequest::Update { retry }) => {
             let (tx, rx) = oneshot::channel();
-            let retry_held = request["retry"] == true;
-            if updater
-                .send(UpdateRequest {
-                    retry_held,
-                    reply: tx,
-                })
-                .await
-                .is_err()
-            {
+            let asked = UpdateRequest {
+                retry_held: retry,
+                reply: tx,
+            };
+            if updater.send(asked).await.is_err() {
                 gone()
             } else {
                 match rx.await {
                     Ok(answer) => {
                         let body = match answer.result {
-                            Ok(outcome) => json!({"ok": true, "outcome": outcome}),
-                            Err(e) => json!({"ok": false, "error": e}),
+                            Ok(outcome) => ControlResponse::Updated { outcome },
+                            Err(error) => ControlResponse::Failed { error },
                         };
                         write_answer(&mut w, &body, limits.read_timeout).await?;
                         // A self-update waits for this before the exec.
@@ -184,9 +185,7 @@ async fn handle(
                 }
             }
         }
-        _ => {
-            json!({"ok": false, "error": "unknown request; expected {\"op\":\"status\"|\"restart\"|\"update\"}"})
-        }
+        None => ControlResponse::failed(UNKNOWN_REQUEST),
     };
     write_answer(&mut w, &answer, limits.read_timeout).await
 }
@@ -195,10 +194,10 @@ async fn handle(
 /// `timeout`.
 async fn write_answer(
     w: &mut tokio::net::unix::OwnedWriteHalf,
-    answer: &Value,
+    answer: &ControlResponse,
     timeout: Duration,
 ) -> std::io::Result<()> {
-    let mut out = serde_json::to_vec(answer).expect("JSON serializes");
+    let mut out = serde_json::to_vec(&answer.to_value()).expect("JSON serializes");
     out.push(b'\n');
     let write = async {
         w.write_all(&out).await?;
@@ -213,8 +212,8 @@ async fn write_answer(
     }
 }
 
-fn gone() -> Value {
-    json!({"ok": false, "error": "the supervisor is stopping"})
+fn gone() -> ControlResponse {
+    ControlResponse::failed("the supervisor is stopping")
 }
 
 /// Asks the worker for its session count, briefly.
