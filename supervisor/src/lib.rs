@@ -83,14 +83,9 @@ pub mod exit {
 }
 
 /// Why `run` could not start or go on.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
 pub struct RunError(pub String);
-
-impl std::fmt::Display for RunError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
 
 fn err(what: &str) -> impl FnOnce(std::io::Error) -> RunError + '_ {
     move |e| RunError(format!("{what}: {e}"))

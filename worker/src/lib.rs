@@ -20,7 +20,7 @@ use tracing::{error, info, warn};
 
 use limits::ServerOptions;
 use listener::{Inherited, ListenSource};
-use store::{OpenError, Store, StoreOptions};
+use store::{CheckpointError, OpenError, Store, StoreOptions};
 
 /// Everything `run` needs, already validated.
 #[derive(Debug, Clone)]
@@ -56,17 +56,25 @@ pub mod exit {
 }
 
 /// Why the worker stopped with an error.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    #[error(transparent)]
     Open(OpenError),
+    #[error("{what}: {error}")]
     Io {
         what: String,
+        #[source]
         error: std::io::Error,
     },
     /// The final snapshot failed; the journal still holds every write.
-    FinalSnapshot(String),
+    #[error(
+        "the final snapshot failed ({0}); every write is still in the journal and will be \
+         restored at the next start"
+    )]
+    FinalSnapshot(#[source] CheckpointError),
     /// Run by hand while the socket is in use (`listener::supervised`,
     /// `listener::listen`).
+    #[error("not starting: {0}")]
     SocketInUse(String),
 }
 
@@ -75,21 +83,6 @@ impl RunError {
         match self {
             RunError::Open(OpenError::Snapshot { .. } | OpenError::Journal { .. }) => exit::DAMAGED,
             _ => exit::FAILURE,
-        }
-    }
-}
-
-impl std::fmt::Display for RunError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            RunError::Open(e) => write!(f, "{e}"),
-            RunError::Io { what, error } => write!(f, "{what}: {error}"),
-            RunError::SocketInUse(why) => write!(f, "not starting: {why}"),
-            RunError::FinalSnapshot(e) => write!(
-                f,
-                "the final snapshot failed ({e}); every write is still in the journal and \
-                 will be restored at the next start"
-            ),
         }
     }
 }

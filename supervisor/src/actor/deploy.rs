@@ -10,20 +10,14 @@ use tracing::{info, warn};
 use super::{Actor, Phase, Running};
 
 /// Why a deploy did not go through.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DeployError {
     /// The new worker failed: hold the commit.
+    #[error("{0}")]
     Failed(String),
     /// Something else (a restart, a stop) cut it short: try again later.
+    #[error("{0}")]
     Interrupted(String),
-}
-
-impl std::fmt::Display for DeployError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            DeployError::Failed(s) | DeployError::Interrupted(s) => f.write_str(s),
-        }
-    }
 }
 
 impl Actor {

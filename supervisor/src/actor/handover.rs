@@ -127,21 +127,15 @@ pub fn set_cloexec(fd: RawFd, on: bool) -> nix::Result<()> {
 }
 
 /// Why a re-exec did not happen.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReExecError {
     /// Not possible right now (the worker is not ready, a signal came):
     /// try again once the worker is ready.
+    #[error("{0}")]
     NotNow(String),
     /// The exec itself failed: this binary will not do.
+    #[error("{0}")]
     Failed(String),
-}
-
-impl std::fmt::Display for ReExecError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ReExecError::NotNow(s) | ReExecError::Failed(s) => f.write_str(s),
-        }
-    }
 }
 
 /// Takes the handover from the environment, if this process is a re-exec.

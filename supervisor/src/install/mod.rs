@@ -67,30 +67,18 @@ impl Manager {
 }
 
 /// Why install or uninstall did not finish.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum InstallError {
     /// A setting in the environment is invalid (exit status 2).
-    Config(ConfigError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     /// A file could not be read or written.
+    #[error("{0}")]
     Failed(String),
     /// The service manager is missing or refused; the files written so
     /// far are complete and valid.
+    #[error("{0}")]
     Unreachable(String),
-}
-
-impl std::fmt::Display for InstallError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            InstallError::Config(e) => write!(f, "{e}"),
-            InstallError::Failed(m) | InstallError::Unreachable(m) => f.write_str(m),
-        }
-    }
-}
-
-impl From<ConfigError> for InstallError {
-    fn from(e: ConfigError) -> Self {
-        InstallError::Config(e)
-    }
 }
 
 impl InstallError {

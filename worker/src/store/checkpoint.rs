@@ -8,7 +8,7 @@ use std::time::Instant;
 use shared::protocol::Session;
 use tracing::{debug, warn};
 
-use super::command::{CheckpointInfo, CheckpointReply, Command};
+use super::command::{CheckpointError, CheckpointInfo, CheckpointReply, Command};
 use super::recovery::list_journals;
 use super::snapshot;
 use super::Inner;
@@ -38,7 +38,7 @@ pub enum Message {
 /// in `checkpoints_pending` until its snapshot is durable or has failed, so
 /// the writer can tell that `sessions.json` is current only when none is.
 pub fn run(inner: Arc<Inner>, rx: std::sync::mpsc::Receiver<Message>) {
-    let mut last: Option<Result<CheckpointInfo, String>> = None;
+    let mut last: Option<Result<CheckpointInfo, CheckpointError>> = None;
     while let Ok(first) = rx.recv() {
         // Only the newest state queued matters: it covers every older one,
         // and every `Wait` queued was sent with nothing newer to write.
@@ -63,9 +63,7 @@ pub fn run(inner: Arc<Inner>, rx: std::sync::mpsc::Receiver<Message>) {
             }
             // A `Wait` is only sent while a `Write` is pending, and that
             // one was handled before it: this is its result.
-            None => last
-                .clone()
-                .unwrap_or_else(|| Err("no snapshot was being written".into())),
+            None => last.clone().unwrap_or(Err(CheckpointError::NoneWritten)),
         };
         // After the outcome (in write_job): a writer that sees nothing
         // pending also sees how the last snapshot went.
@@ -82,15 +80,16 @@ pub fn run(inner: Arc<Inner>, rx: std::sync::mpsc::Receiver<Message>) {
 }
 
 /// Writes one snapshot and logs how it went.
-fn write_job(inner: &Inner, job: &Job) -> Result<CheckpointInfo, String> {
+fn write_job(inner: &Inner, job: &Job) -> Result<CheckpointInfo, CheckpointError> {
     let started = Instant::now();
-    let result = write(inner, job).map_err(|e| e.to_string());
+    let result = write(inner, job).map_err(|e| CheckpointError::Write(Arc::new(e)));
     // The writer must not think sessions.json is up to date after a
     // failure, and retries until one succeeds (heal.rs).
     *inner
         .snapshot_outcome
         .lock()
-        .expect("snapshot outcome lock poisoned") = Some(result.clone().map(|_| ()));
+        .expect("snapshot outcome lock poisoned") =
+        Some(result.as_ref().map(|_| ()).map_err(|e| e.to_string()));
     let result = result.map(|bytes| CheckpointInfo {
         sessions: job.sessions.len(),
         bytes,

@@ -81,7 +81,8 @@ async fn until_a_snapshot_starts(store: &Store, gate: &Gate) -> Vec<String> {
     ids
 }
 
-type Pending<'a> = Pin<Box<dyn Future<Output = Result<CheckpointInfo, String>> + Send + 'a>>;
+type Pending<'a> =
+    Pin<Box<dyn Future<Output = Result<CheckpointInfo, super::CheckpointError>> + Send + 'a>>;
 
 /// Asks for a checkpoint and returns it once the writer has handled it.
 async fn checkpoint_handled(store: &Store) -> Pending<'_> {
@@ -141,7 +142,10 @@ async fn a_checkpoint_during_a_snapshot_that_fails_reports_the_failure() {
     let checkpoint = checkpoint_handled(&store).await;
     gate.finish(Err(io::Error::other("injected snapshot failure")));
     let err = checkpoint.await.expect_err("the snapshot failed");
-    assert!(err.contains("injected snapshot failure"), "{err}");
+    assert!(
+        err.to_string().contains("injected snapshot failure"),
+        "{err}"
+    );
     assert!(!DataDir::new(tmp.path()).sessions_json().exists());
     assert_eq!(store.stats().checkpoints, 0);
     // The next one writes for real.

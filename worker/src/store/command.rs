@@ -18,7 +18,38 @@ pub struct CheckpointInfo {
     pub took: Duration,
 }
 
-pub type CheckpointReply = oneshot::Sender<Result<CheckpointInfo, String>>;
+pub type CheckpointReply = oneshot::Sender<Result<CheckpointInfo, CheckpointError>>;
+
+/// Why a snapshot that was asked for (SIGUSR1, the final one, a repair)
+/// was not written. The journals still hold every acknowledged write.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CheckpointError {
+    /// Writing, syncing or renaming it failed.
+    #[error("{0}")]
+    Write(#[source] Arc<std::io::Error>),
+    /// It could not be started, or the repair it was part of failed
+    /// (`heal.rs`): why, with the paths involved.
+    #[error("{0}")]
+    NotStarted(String),
+    /// The store is closing: nothing more is written.
+    #[error("the store is shutting down")]
+    ShuttingDown,
+    /// The final snapshot was already asked for.
+    #[error("the store is already closed")]
+    Closed,
+    /// The writer thread ended before it answered.
+    #[error("the store writer stopped")]
+    WriterStopped,
+    /// The checkpoint thread ended before it answered.
+    #[error("the checkpoint thread is gone")]
+    ThreadGone,
+    /// Asked to wait for a snapshot when none was being written (a bug).
+    #[error("no snapshot was being written")]
+    NoneWritten,
+    /// The store's threads could not be joined.
+    #[error("the store's threads did not stop cleanly: {0}")]
+    Join(String),
+}
 
 /// A put's answer: the session as stored, and the one it replaced (which
 /// the caller drops, so freeing it costs the writer nothing).

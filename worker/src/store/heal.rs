@@ -43,7 +43,7 @@ use std::time::Instant;
 use tokio::sync::oneshot;
 use tracing::{error, info, warn};
 
-use super::command::CheckpointInfo;
+use super::command::{CheckpointError, CheckpointInfo};
 use super::fault::SnapshotFault;
 use super::journal::{JournalFile, HEADER_LEN};
 use super::retry::Backoff;
@@ -168,7 +168,7 @@ impl Writer {
         self.send_job(self.journal.generation - 1, vec![tx]);
         let result = rx
             .blocking_recv()
-            .unwrap_or_else(|_| Err("the checkpoint thread is gone".into()));
+            .unwrap_or(Err(CheckpointError::ThreadGone));
         // This snapshot's outcome (and any older one's) is settled here.
         let _ = self
             .inner

@@ -29,8 +29,8 @@ use shared::paths::DataDir;
 use shared::protocol::{ApiError, ErrorCode, Session, SessionHeader, Stats};
 use tokio::sync::oneshot;
 
-pub use command::CheckpointInfo;
 use command::Command;
+pub use command::{CheckpointError, CheckpointInfo};
 pub use recovery::{OpenError, RecoveryReport};
 pub use retry::RetryPolicy;
 use snapshot::Sessions;
@@ -365,14 +365,13 @@ impl Store {
     /// and writes another if that one lacks some; it writes nothing if
     /// `sessions.json` already holds them all. An error if the snapshot
     /// that was to hold them failed (the journals still do).
-    pub async fn checkpoint(&self) -> Result<CheckpointInfo, String> {
+    pub async fn checkpoint(&self) -> Result<CheckpointInfo, CheckpointError> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Command::Checkpoint { reply })
             .await
-            .map_err(|_| "the store is shutting down".to_string())?;
-        rx.await
-            .map_err(|_| "the store is shutting down".to_string())?
+            .map_err(|_| CheckpointError::ShuttingDown)?;
+        rx.await.map_err(|_| CheckpointError::ShuttingDown)?
     }
 
     /// Test builds: returns once the writer has handled every command
@@ -409,15 +408,13 @@ impl Store {
 
     /// Writes the final snapshot and stops the store's threads. Writes
     /// sent after this are refused with `unavailable`.
-    pub async fn close(&self) -> Result<CheckpointInfo, String> {
+    pub async fn close(&self) -> Result<CheckpointInfo, CheckpointError> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Command::Close { reply })
             .await
-            .map_err(|_| "the store is already closed".to_string())?;
-        let result = rx
-            .await
-            .map_err(|_| "the store writer stopped".to_string())?;
+            .map_err(|_| CheckpointError::Closed)?;
+        let result = rx.await.map_err(|_| CheckpointError::WriterStopped)?;
         let threads = std::mem::take(&mut *self.threads.lock().expect("thread list lock poisoned"));
         tokio::task::spawn_blocking(move || {
             for t in threads {
@@ -425,7 +422,7 @@ impl Store {
             }
         })
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| CheckpointError::Join(e.to_string()))?;
         result
     }
 }

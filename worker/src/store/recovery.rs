@@ -15,46 +15,39 @@ use super::record::JournalOp;
 use super::snapshot::{self, Sessions, SnapshotError};
 
 /// Why the store refuses to open. Every file named here is unchanged.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     /// Another worker holds the lock, or the directory is unusable.
-    Io { what: String, error: io::Error },
+    #[error("{what}: {error}")]
+    Io {
+        what: String,
+        #[source]
+        error: io::Error,
+    },
     /// `sessions.json` cannot be read.
-    Snapshot { path: PathBuf, error: SnapshotError },
+    #[error(
+        "{} is {error}. It was not changed. Restore it from a backup, or move it away to \
+         start without those sessions.",
+        path.display()
+    )]
+    Snapshot {
+        path: PathBuf,
+        #[source]
+        error: SnapshotError,
+    },
     /// A journal file is damaged in a way that could hide acknowledged writes.
+    #[error(
+        "journal {} is damaged at byte {offset}: {reason}. It was not changed; records after \
+         that point may hold acknowledged writes. Copy it somewhere safe, then move it away \
+         to start without them.",
+        path.display()
+    )]
     Journal {
         path: PathBuf,
         offset: u64,
         reason: String,
     },
 }
-
-impl std::fmt::Display for OpenError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            OpenError::Io { what, error } => write!(f, "{what}: {error}"),
-            OpenError::Snapshot { path, error } => write!(
-                f,
-                "{} is {error}. It was not changed. Restore it from a backup, or move it \
-                 away to start without those sessions.",
-                path.display()
-            ),
-            OpenError::Journal {
-                path,
-                offset,
-                reason,
-            } => write!(
-                f,
-                "journal {} is damaged at byte {offset}: {reason}. It was not changed; \
-                 records after that point may hold acknowledged writes. Copy it somewhere \
-                 safe, then move it away to start without them.",
-                path.display()
-            ),
-        }
-    }
-}
-
-impl std::error::Error for OpenError {}
 
 fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> OpenError {
     let what = what.into();

@@ -33,33 +33,21 @@ pub struct Snapshot {
 }
 
 /// Why a snapshot could not be used. The file is left exactly as it was.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
-    Io(io::Error),
+    #[error("cannot read it: {0}")]
+    Io(#[source] io::Error),
     /// Not a readable version-1 snapshot; `offset` is the byte where
     /// reading failed.
-    Damaged {
-        offset: u64,
-        reason: String,
-    },
+    #[error("unreadable at byte {offset}: {reason}")]
+    Damaged { offset: u64, reason: String },
     /// A version this build does not read.
+    #[error(
+        "it has format version {0}, and this worker reads version {v} (written by a newer \
+         release?)",
+        v = SNAPSHOT_VERSION
+    )]
     UnknownVersion(serde_json::Value),
-}
-
-impl std::fmt::Display for SnapshotError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SnapshotError::Io(e) => write!(f, "cannot read it: {e}"),
-            SnapshotError::Damaged { offset, reason } => {
-                write!(f, "unreadable at byte {offset}: {reason}")
-            }
-            SnapshotError::UnknownVersion(v) => write!(
-                f,
-                "it has format version {v}, and this worker reads version {SNAPSHOT_VERSION} \
-                 (written by a newer release?)"
-            ),
-        }
-    }
 }
 
 #[derive(Deserialize)]

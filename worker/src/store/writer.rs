@@ -13,7 +13,9 @@ use tokio::sync::oneshot;
 use tracing::{error, info, warn};
 
 use super::checkpoint::{Job, Message};
-use super::command::{CheckpointInfo, CheckpointReply, Command, DeleteReply, PutReply};
+use super::command::{
+    CheckpointError, CheckpointInfo, CheckpointReply, Command, DeleteReply, PutReply,
+};
 use super::fault::{Poisoned, SnapshotFault};
 use super::group::GroupCommit;
 use super::journal::JournalFile;
@@ -201,7 +203,7 @@ impl Writer {
         if self.poisoned.is_some() && !checkpoint_waiters.is_empty() {
             // Asked for now: the snapshot that sets the failed write aside
             // is the one asked for.
-            let result = self.heal();
+            let result = self.heal().map_err(CheckpointError::NotStarted);
             for w in checkpoint_waiters {
                 let _ = w.send(result.clone());
             }
@@ -254,7 +256,7 @@ impl Writer {
                 Message::Wait(waiters) => waiters,
             };
             for w in waiters {
-                let _ = w.send(Err("the checkpoint thread is gone".into()));
+                let _ = w.send(Err(CheckpointError::ThreadGone));
             }
         }
     }
@@ -395,7 +397,7 @@ impl Writer {
                     self.inner.dir.journal_dir().display()
                 );
                 for w in waiters {
-                    let _ = w.send(Err(why.clone()));
+                    let _ = w.send(Err(CheckpointError::NotStarted(why.clone())));
                 }
                 self.snapshot_failed(why);
                 return;
@@ -466,7 +468,7 @@ impl Writer {
         self.send_job(covered, vec![tx]);
         let result = rx
             .blocking_recv()
-            .unwrap_or_else(|_| Err("the checkpoint thread is gone".into()));
+            .unwrap_or(Err(CheckpointError::ThreadGone));
         match &result {
             Ok(info) => info!(
                 sessions = info.sessions,
