@@ -1,5 +1,6 @@
-//! The session API (INTERFACE §4) and the worker's command line (§1, §2),
-//! against the real binary on a real socket.
+//! The session API (README, "The protocol") and the worker's command line
+//! ("Running the worker by hand"), against the real binary on a real
+//! socket.
 
 mod support;
 

@@ -1,4 +1,4 @@
-//! Durability (INTERFACE §3, §4, §5): what the worker acknowledged is there
+//! Durability (README, "How writes are kept"): what the worker acknowledged is there
 //! after SIGKILL, SIGTERM, SIGINT, SIGUSR1 and compaction, and a worker
 //! started the supervisor's way (inherited socket, ready and parent pipes)
 //! behaves the same.

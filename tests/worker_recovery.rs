@@ -1,4 +1,4 @@
-//! What a start finds on disk (INTERFACE §3, §5): damaged snapshots and
+//! What a start finds on disk (README, "When something is damaged"): damaged snapshots and
 //! journals are refused and left alone, torn tails and blank journals are
 //! set aside, temp files are cleaned, old formats load, and the data
 //! directory has one owner at a time.

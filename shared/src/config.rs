@@ -1,4 +1,5 @@
-//! Configuration resolution (INTERFACE §2): flag > environment > default.
+//! Configuration resolution: flag > environment > default (README,
+//! "Running the worker by hand" and "The supervisor").
 //!
 //! Every invalid value becomes a [`ConfigError`] that names the flag or
 //! variable it came from; binaries exit with status 2 on it.

@@ -1,4 +1,4 @@
-//! The data directory (INTERFACE §3) and what lives in it.
+//! The data directory and what lives in it (README, "Files").
 
 use std::fs;
 use std::io;

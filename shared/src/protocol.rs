@@ -1,4 +1,5 @@
-//! The session API (INTERFACE §4): newline-delimited JSON over a Unix socket.
+//! The session API: newline-delimited JSON over a Unix socket (README,
+//! "The protocol").
 //!
 //! Requests are parsed by hand from a flat struct so that every problem maps
 //! to a precise `bad_request` message and `data` stays raw JSON (never
@@ -180,7 +181,8 @@ impl Request {
     }
 }
 
-/// A stored session (INTERFACE §3), `data` kept as the raw JSON it came as.
+/// A stored session (README, "Files"), `data` kept as the raw JSON it
+/// came as.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Session {
     pub id: String,

@@ -1,4 +1,5 @@
-//! The status report (INTERFACE §6) and its view for a person.
+//! The status report (README, "The supervisor": `status --json`) and its
+//! view for a person.
 
 use serde::{Deserialize, Serialize};
 use shared::health::{StoreHealth, StoreState};

@@ -1,5 +1,6 @@
 //! The second-brain worker: owns the session store and serves the session
-//! API (INTERFACE §4, §5). `main.rs` parses arguments and calls [`run`].
+//! API (README, "The protocol" and "Limits on clients"). `main.rs` parses
+//! arguments and calls [`run`].
 
 pub mod call;
 pub mod conn;

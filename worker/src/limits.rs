@@ -6,8 +6,10 @@
 //! the limit would wait in the listen queue with no answer, and the store
 //! could fail to open its next journal or snapshot. So the connection cap
 //! stays below the open-file limit by [`FD_RESERVE`]: a client over the
-//! cap is accepted and answered `unavailable` (INTERFACE §5), which needs
-//! one descriptor for the moment it takes to write that line.
+//! cap is accepted and answered `unavailable` (README, "Open files and
+//! connections"), which needs one descriptor for the moment it takes to
+//! write that line. [`ServerOptions`] carries these limits to the server,
+//! and [`Shared`] to every connection.
 
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;

@@ -1,4 +1,4 @@
-//! `sessions.json` (INTERFACE §3): read on start, written atomically.
+//! `sessions.json` (README, "Files"): read on start, written atomically.
 //!
 //! Besides the §3 fields it names the journal generations it covers:
 //! `"covers_through_generation": N` means it holds every record of every
