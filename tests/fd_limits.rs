@@ -3,11 +3,9 @@
 //! it refuses what it cannot hold with `unavailable` instead of hanging;
 //! failed accepts are logged at a bounded rate.
 
-mod support;
-
+use harness::fdlimit::{self, accept_failure_lines, burst};
+use harness::{wait_until, Conn, TestDir, Worker, DEADLINE};
 use serde_json::json;
-use support::fdlimit::{self, accept_failure_lines, burst};
-use support::{wait_until, Conn, TestDir, Worker, DEADLINE};
 
 const CLIENTS: usize = 400;
 
@@ -144,7 +142,7 @@ fn a_storm_of_failed_accepts_is_logged_once_and_the_worker_serves_on() {
     cmd.env("TOKIO_WORKER_THREADS", "1");
     // The worker stops when this pipe closes, whatever happens to strace.
     let (parent_r, parent_w) = shared::fd::pipe().expect("create a pipe");
-    support::pass_fds(
+    harness::pass_fds(
         &mut cmd,
         &[(parent_r.as_raw_fd(), shared::launch::PARENT_FD)],
     );

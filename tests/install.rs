@@ -6,17 +6,15 @@
 //! `bootstrap` with error 5). The stand-in `git` of one test is the
 //! macOS stub that only prints an error.
 
-mod support;
-
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
+use harness::{wait_until, DEADLINE};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
-use support::{wait_until, DEADLINE};
 
 const SUPERVISOR: &str = env!("CARGO_BIN_EXE_supervisor");
 const LABEL: &str = "dev.second-brain.supervisor";
@@ -81,7 +79,7 @@ exit 1
 
 impl Setup {
     fn new(manager: Manager) -> Setup {
-        let tmp = support::temp_dir();
+        let tmp = harness::temp_dir();
         let root = tmp.path().to_path_buf();
         let home = root.join("home");
         let fake_bin = root.join("fake-bin");

@@ -4,16 +4,14 @@
 //! real `cargo build` of a tiny project whose build script records its
 //! pids and then takes its time, as a slow build does.
 
-mod support;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use harness::supervisor::{alive, supervisor_cmd, Supervisor};
+use harness::{git, names_number, wait_until, worker_bin, TestDir, DEADLINE};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
-use support::supervisor::{alive, supervisor_cmd, Supervisor};
-use support::{git, names_number, wait_until, worker_bin, TestDir, DEADLINE};
 
 /// A bare origin with one commit and the watched clone of it, and the
 /// staging area, all in `dir`. The commit is a workspace with the two

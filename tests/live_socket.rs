@@ -2,17 +2,15 @@
 //! supervisor's while its worker is between restarts, not one that
 //! anything accepts connections on. Real processes and real sockets.
 
-mod support;
-
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::UnixListener;
 use std::path::Path;
 
+use harness::supervisor::{status_of, supervisor_cmd, worker_pid, Supervisor};
+use harness::{wait_until, Conn, TestDir, DEADLINE};
 use nix::sys::signal::Signal;
 use serde_json::json;
-use support::supervisor::{status_of, supervisor_cmd, worker_pid, Supervisor};
-use support::{wait_until, Conn, TestDir, DEADLINE};
 
 fn is_socket(path: &Path) -> bool {
     fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket())
@@ -30,7 +28,7 @@ fn a_worker_run_by_hand_while_the_supervisors_worker_backs_off_refuses() {
         format!(
             "#!/bin/sh\nif [ -e {} ]; then echo 'failing on purpose' >&2; exit 1; fi\nexec {} \"$@\"\n",
             fail.display(),
-            support::worker_bin().display()
+            harness::worker_bin().display()
         ),
     )
     .unwrap();

@@ -10,20 +10,18 @@
 //! can: the commit under test is the project's first deploy (see
 //! [`start`]).
 
-mod support;
-
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use harness::project::{append, Project, BUILD_DEADLINE};
+use harness::supervisor::{supervisor_bin, worker_pid, KillOnDrop, Supervisor};
+use harness::{wait_until, Conn, DEADLINE};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::json;
-use support::project::{append, Project, BUILD_DEADLINE};
-use support::supervisor::{supervisor_bin, worker_pid, KillOnDrop, Supervisor};
-use support::{wait_until, Conn, DEADLINE};
 
 /// A project whose supervisors run short probations.
 fn project() -> Project {
@@ -41,14 +39,12 @@ fn project() -> Project {
 /// then deploy the seed first (a worker-only deploy), so that the next
 /// commit is compared with it.
 fn first_deploy_replaces_the_supervisor() -> bool {
-    let worker = support::worker_bin();
-    [worker.as_path(), Path::new(supervisor_bin())]
-        .iter()
-        .any(|bin| {
-            let out = Command::new(bin).arg("--version").output().unwrap();
-            assert!(out.status.success(), "{}: {out:?}", bin.display());
-            !String::from_utf8_lossy(&out.stdout).contains("(unknown)")
-        })
+    let (worker, supervisor) = (harness::worker_bin(), supervisor_bin());
+    [worker.as_path(), supervisor.as_path()].iter().any(|bin| {
+        let out = Command::new(bin).arg("--version").output().unwrap();
+        assert!(out.status.success(), "{}: {out:?}", bin.display());
+        !String::from_utf8_lossy(&out.stdout).contains("(unknown)")
+    })
 }
 
 /// `supervisor run` on `p`, its worker ready, such that the next deployed
@@ -212,10 +208,7 @@ fn worker_only_deploys_keep_the_running_supervisors_release_and_a_restart_runs_i
     let again = p.start(&[]);
     let s = p.status();
     assert_eq!(s["supervisor"]["pid"], again.pid());
-    assert_eq!(
-        s["supervisor"]["binary"],
-        real(Path::new(supervisor_bin())).as_str()
-    );
+    assert_eq!(s["supervisor"]["binary"], real(&supervisor_bin()).as_str());
     let why = s["update"]["self_update"].as_str().unwrap_or_default();
     for words in [
         sup_bin.to_str().unwrap(),
@@ -434,7 +427,7 @@ fn a_self_update_still_waiting_when_the_service_stops_happens_at_the_next_start(
 
 #[test]
 fn a_sigterm_while_the_supervisor_replaces_itself_is_not_lost() {
-    support::strace::require_strace();
+    harness::strace::require_strace();
     let p = project();
     if !first_deploy_replaces_the_supervisor() {
         let mut sup = start(&p, &[]);
@@ -496,7 +489,7 @@ fn a_sigterm_while_the_supervisor_replaces_itself_is_not_lost() {
         .find("supervisor re-executed")
         .unwrap_or_else(|| panic!("the new image did not run: {new}"));
     assert!(new[resumed..].contains("stopping the service"), "{new}");
-    assert!(!support::supervisor::alive(worker_pid(&ready)));
+    assert!(!harness::supervisor::alive(worker_pid(&ready)));
     let snapshot = p.dir.snapshot();
     assert_eq!(snapshot["kept"]["data"], 1);
 }

@@ -2,8 +2,6 @@
 //! restarts with zero refused connections, graceful restarts with zero
 //! failed requests, backoff, stopping, orphans, logs.
 
-mod support;
-
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
@@ -11,13 +9,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use harness::supervisor::{
+    alive, request, status_of, supervisor_cmd, worker_pid, Supervisor, Tally,
+};
+use harness::{wait_until, Conn, TestDir, DEADLINE};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::{json, Value};
-use support::supervisor::{
-    alive, request, status_of, supervisor_cmd, worker_pid, Supervisor, Tally,
-};
-use support::{wait_until, Conn, TestDir, DEADLINE};
 
 #[test]
 fn status_reports_every_key_and_exit_codes_follow_the_state() {
@@ -273,7 +271,7 @@ fn a_worker_that_exits_at_once_backs_off_to_the_cap_and_recovers() {
 
     // A good worker is back: rename it into place.
     let tmp = dir.root().join("worker-bin.new");
-    fs::copy(support::worker_bin(), &tmp).unwrap();
+    fs::copy(harness::worker_bin(), &tmp).unwrap();
     fs::rename(&tmp, &bin).unwrap();
     let s = sup.wait_ready();
     assert_eq!(s["worker"]["state"], "ready");
@@ -311,7 +309,7 @@ fn sigterm_stops_everything_and_writes_the_sessions() {
         .unwrap();
     assert_eq!(second.status.code(), Some(1));
     let msg = String::from_utf8_lossy(&second.stderr);
-    assert!(support::names_number(&msg, sup.pid() as u64), "{msg}");
+    assert!(harness::names_number(&msg, sup.pid() as u64), "{msg}");
     assert!(
         alive(wpid),
         "the refused supervisor must not touch the worker"
@@ -447,11 +445,11 @@ fn a_data_dir_too_long_for_a_socket_is_refused_naming_the_socket_path() {
     let sock = long.join("worker.sock");
     let max = shared::paths::max_socket_path();
     let worker = |args: &[&str]| {
-        let mut cmd = Command::new(support::worker_bin());
+        let mut cmd = Command::new(harness::worker_bin());
         cmd.arg("--data-dir").arg(&long).args(args);
         cmd
     };
-    let mut from_env = Command::new(support::supervisor::supervisor_bin());
+    let mut from_env = Command::new(harness::supervisor::supervisor_bin());
     from_env
         .args(["status"])
         .env("SECOND_BRAIN_DATA_DIR", &long);

@@ -6,18 +6,16 @@
 //! closed after the read deadline; a control socket out of descriptors
 //! (EMFILE injected with strace) is logged at a bounded rate.
 
-mod support;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
+use harness::fdlimit::{self, accept_failure_lines, burst};
+use harness::supervisor::{worker_pid, Supervisor};
+use harness::{wait_until, TestDir, DEADLINE};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
-use support::fdlimit::{self, accept_failure_lines, burst};
-use support::supervisor::{worker_pid, Supervisor};
-use support::{wait_until, TestDir, DEADLINE};
 
 const CLIENTS: usize = 400;
 
@@ -39,7 +37,7 @@ fn idle_control_connections(dir: &TestDir, n: usize) -> Vec<UnixStream> {
 fn with_a_soft_limit_of_256_the_supervisor_serves_400_clients_and_answers_status() {
     fdlimit::raise_own_limit(8 * CLIENTS as u64);
     let dir = TestDir::new();
-    let mut sup = Supervisor::spawn_with(&dir, Some(&support::worker_bin()), &[], |cmd| {
+    let mut sup = Supervisor::spawn_with(&dir, Some(&harness::worker_bin()), &[], |cmd| {
         fdlimit::limit_soft(cmd, 256)
     });
     sup.wait_ready();
@@ -121,7 +119,7 @@ fn with_256_files_300_idle_control_connections_leave_room_to_replace_a_killed_wo
     fdlimit::raise_own_limit(4 * IDLE as u64);
     let dir = TestDir::new();
     // Soft and hard limit 256: the supervisor cannot raise it.
-    let mut sup = Supervisor::spawn_with(&dir, Some(&support::worker_bin()), &[], |cmd| {
+    let mut sup = Supervisor::spawn_with(&dir, Some(&harness::worker_bin()), &[], |cmd| {
         fdlimit::limit_hard(cmd, 256)
     });
     let first = worker_pid(&sup.wait_ready());
@@ -190,7 +188,7 @@ fn a_control_connection_that_sends_nothing_is_closed_after_the_read_deadline() {
 #[test]
 fn a_control_socket_out_of_descriptors_is_logged_at_a_bounded_rate() {
     const INJECTED: usize = 150;
-    support::strace::require_strace();
+    harness::strace::require_strace();
     let dir = TestDir::new();
     let trace = dir.root().join("accept.trace");
     let trace_arg = trace.display().to_string();
@@ -212,7 +210,7 @@ fn a_control_socket_out_of_descriptors_is_logged_at_a_bounded_rate() {
         "-e",
         &inject,
     ];
-    let mut sup = Supervisor::spawn_under(&dir, &strace, Some(&support::worker_bin()), &[]);
+    let mut sup = Supervisor::spawn_under(&dir, &strace, Some(&harness::worker_bin()), &[]);
     sup.wait_ready();
     let lines = wait_until(DEADLINE, "a failed accept logged", || {
         let log = sup.log_text("supervisor");

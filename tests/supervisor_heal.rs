@@ -5,16 +5,14 @@
 //! worker has repaired it by itself; the supervisor logs each change once.
 #![cfg(target_os = "linux")]
 
-mod support;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use harness::strace::require_strace;
+use harness::supervisor::{status_of, supervisor_cmd, worker_pid, Supervisor};
+use harness::{wait_until, worker_bin, Conn, TestDir, DEADLINE};
 use serde_json::{json, Value};
-use support::strace::require_strace;
-use support::supervisor::{status_of, supervisor_cmd, worker_pid, Supervisor};
-use support::{wait_until, worker_bin, Conn, TestDir, DEADLINE};
 
 /// Writes `dir/traced-worker`: `strace … worker "$@"` with `inject`.
 fn wrapper(dir: &TestDir, inject: &[&str]) -> PathBuf {

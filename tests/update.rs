@@ -3,8 +3,6 @@
 //! staging area (its own checkout and target dir) across the tests (see
 //! tests/support/project.rs).
 
-mod support;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -12,13 +10,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use nix::sys::signal::Signal;
-use serde_json::{json, Value};
-use support::project::{append, commit_all, Project, BUILD_DEADLINE};
-use support::supervisor::{
+use harness::project::{append, commit_all, Project, BUILD_DEADLINE};
+use harness::supervisor::{
     request, status_of, supervisor_cmd, worker_pid, KillOnDrop, Supervisor, Tally,
 };
-use support::{git, wait_until, Conn, TestDir};
+use harness::{git, wait_until, Conn, TestDir};
+use nix::sys::signal::Signal;
+use serde_json::{json, Value};
 
 /// Clients that write all along and count failures.
 struct Load {
@@ -543,7 +541,7 @@ fn update_refused(
         "--build-profile",
         "dev",
     ];
-    let mut sup = Supervisor::spawn_under(dir, &wrapper, Some(&support::worker_bin()), &args);
+    let mut sup = Supervisor::spawn_under(dir, &wrapper, Some(&harness::worker_bin()), &args);
     let ready = sup.wait_ready();
     let mut kill_real = KillOnDrop(ready["supervisor"]["pid"].as_u64().map(|p| p as u32));
     assert_ne!(ready["supervisor"]["pid"], sup.pid(), "strace runs it");
@@ -764,7 +762,7 @@ fn the_persons_ssh_command_is_used_and_their_index_is_never_rewritten() {
 
 #[test]
 fn a_full_disk_while_installing_a_release_is_retried_not_held() {
-    support::strace::require_strace();
+    harness::strace::require_strace();
     let p = Project::new();
     let seed = p.head();
     // The new file the worker release is copied into fails with ENOSPC

@@ -2,15 +2,13 @@
 //! ("Running the worker by hand"), against the real binary on a real
 //! socket.
 
-mod support;
-
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
+use harness::{wait_until, Conn, TestDir, DEADLINE};
 use serde_json::{json, Value};
-use support::{wait_until, Conn, TestDir, DEADLINE};
 
 const MAX_LINE: usize = 1024 * 1024;
 
@@ -71,7 +69,7 @@ fn put(conn: &mut Conn, id: &str, data: &Value) -> Value {
 
 /// The commit in `worker --version`'s first line ("unknown" or 40 hex).
 fn commit_from_version() -> String {
-    let line = support::version_line();
+    let line = harness::version_line();
     let commit = line
         .strip_prefix(&format!("worker {} (", env!("CARGO_PKG_VERSION")))
         .and_then(|rest| rest.strip_suffix(')'))
@@ -581,7 +579,7 @@ fn an_invalid_rust_log_exits_2_naming_the_variable() {
     let dir = TestDir::new();
     let (mut cmd, log) = dir.command(&[]);
     cmd.env("RUST_LOG", "[[[");
-    let (status, stderr) = support::run_to_exit(cmd, log, dir.sock());
+    let (status, stderr) = harness::run_to_exit(cmd, log, dir.sock());
     assert_eq!(status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("RUST_LOG"), "{stderr}");
     assert!(!dir.sock().exists(), "it did not start serving");
@@ -592,13 +590,13 @@ fn an_empty_data_dir_exits_2_naming_the_flag_or_variable() {
     let dir = TestDir::new();
     let (mut cmd, log) = dir.bare_command(&["--data-dir", ""]);
     cmd.env("SECOND_BRAIN_DATA_DIR", dir.data.as_os_str());
-    let (status, stderr) = support::run_to_exit(cmd, log, dir.sock());
+    let (status, stderr) = harness::run_to_exit(cmd, log, dir.sock());
     assert_eq!(status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("--data-dir"), "{stderr}");
 
     let (mut cmd, log) = dir.bare_command(&[]);
     cmd.env("SECOND_BRAIN_DATA_DIR", "");
-    let (status, stderr) = support::run_to_exit(cmd, log, dir.sock());
+    let (status, stderr) = harness::run_to_exit(cmd, log, dir.sock());
     assert_eq!(status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("SECOND_BRAIN_DATA_DIR"), "{stderr}");
 
@@ -613,20 +611,20 @@ fn the_data_dir_flag_beats_the_environment_variable() {
     let other = dir.root().join("from-env");
     let (mut cmd, log) = dir.command(&[]);
     cmd.env("SECOND_BRAIN_DATA_DIR", &other);
-    let mut worker = support::Worker::spawn(cmd, log, dir.sock());
+    let mut worker = harness::Worker::spawn(cmd, log, dir.sock());
     worker.wait_ready();
     assert!(!other.exists(), "the variable was not used");
 
     let (mut cmd, log) = dir.bare_command(&[]);
     cmd.env("SECOND_BRAIN_DATA_DIR", &other);
-    let mut from_env = support::Worker::spawn(cmd, log, other.join("worker.sock"));
+    let mut from_env = harness::Worker::spawn(cmd, log, other.join("worker.sock"));
     from_env.wait_ready();
     assert_ne!(from_env.pid(), worker.pid());
 }
 
 #[test]
 fn version_prints_name_semver_and_commit() {
-    let line = support::version_line();
+    let line = harness::version_line();
     let commit = commit_from_version();
     assert_eq!(
         line,
@@ -673,7 +671,7 @@ fn unusual_but_valid_json_data_is_kept_and_survives_restarts() {
         ("duplicate-keys", r#"{"a":1,"a":2}"#),
         ("escapes", r#""tab\t quote\" é \u2028 \ud83d\ude00""#),
     ];
-    let stored = |worker: &support::Worker, id: &str| -> String {
+    let stored = |worker: &harness::Worker, id: &str| -> String {
         let mut c = worker.connect();
         c.send(json!({"op": "get", "id": id}).to_string().as_bytes())
             .unwrap();

@@ -3,16 +3,14 @@
 //! small request is still answered at once; a large request waits for the
 //! budget and then goes through; a connection gives its large buffer back.
 
-mod support;
-
 use std::io::Write;
 use std::net::Shutdown;
 use std::os::unix::net::UnixStream;
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
+use harness::{fdlimit, wait_until, Conn, TestDir, DEADLINE};
 use serde_json::{json, Value};
-use support::{fdlimit, wait_until, Conn, TestDir, DEADLINE};
 use worker::limits::{DEFAULT_REQUEST_BUDGET, LARGE_REQUEST};
 
 /// The worker's resident memory in KiB (`ps`, as on macOS).

@@ -17,7 +17,6 @@
 #![cfg(target_os = "linux")]
 
 mod crash;
-mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -84,7 +83,7 @@ impl Checked {
 
 #[test]
 fn every_power_cut_state_starts_and_keeps_every_acknowledged_write() {
-    support::strace::require_strace();
+    harness::strace::require_strace();
     let started = Instant::now();
     let scenarios = [crash::workload::fresh(), crash::workload::busy()];
     let mut out = format!("recorded in {:.1} s\n", started.elapsed().as_secs_f64());

@@ -3,14 +3,12 @@
 //! Needs root (it mounts a small tmpfs as the data directory); skipped
 //! with a note otherwise.
 
-mod support;
-
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
+use harness::{TestDir, DEADLINE};
 use nix::sys::signal::Signal;
 use serde_json::json;
-use support::{TestDir, DEADLINE};
 
 /// A tmpfs mounted on the data directory, unmounted on drop.
 struct Mount(std::path::PathBuf);

@@ -3,8 +3,6 @@
 //! started the supervisor's way (inherited socket, ready and parent pipes)
 //! behaves the same.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -14,11 +12,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Instant;
 
+use harness::{wait_until, Conn, TestDir, Worker, DEADLINE};
 use nix::sys::signal::Signal;
 use rand::Rng;
 use serde_json::{json, Value};
 use shared::launch;
-use support::{wait_until, Conn, TestDir, Worker, DEADLINE};
 
 fn put(conn: &mut Conn, id: &str, data: Value) -> Value {
     let answer = conn.call(&json!({"op": "put", "id": id, "data": data}));
@@ -464,7 +462,7 @@ fn inherited_socket_ready_pipe_and_parent_pipe() {
     cmd.env(launch::LISTEN_FDS_ENV, "1")
         .env(launch::READY_FD_ENV, launch::READY_FD.to_string())
         .env(launch::PARENT_FD_ENV, launch::PARENT_FD.to_string());
-    support::pass_fds(
+    harness::pass_fds(
         &mut cmd,
         &[
             (listener.as_raw_fd(), launch::LISTEN_FD),
@@ -480,7 +478,7 @@ fn inherited_socket_ready_pipe_and_parent_pipe() {
         panic!("not a health line: {store:?}");
     };
     assert_eq!(health.state, shared::health::StoreState::Ok, "{store}");
-    let version = support::version_line();
+    let version = harness::version_line();
     let commit = version.rsplit('(').next().unwrap().trim_end_matches(')');
     assert_eq!(
         line,

@@ -13,13 +13,11 @@
 //! the header of the journal that the first attempt to heal starts.
 #![cfg(target_os = "linux")]
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use harness::heal::{count, health, ids, put, restart_serves, traced, HEAL_WITHIN};
+use harness::{wait_until, TestDir};
 use serde_json::json;
-use support::heal::{count, health, ids, put, restart_serves, traced, HEAL_WITHIN};
-use support::{wait_until, TestDir};
 
 /// One passing fault: the third put fails with `error`; the first two
 /// attempts to heal fail too (the disk is still failing), the third

@@ -12,11 +12,9 @@
 //! snapshots (a rename each, then unlinks and a directory sync).
 #![cfg(target_os = "linux")]
 
-mod support;
-
+use harness::heal::{count, health, ids, populated, put, restart_serves, traced, HEAL_WITHIN};
+use harness::{wait_until, TestDir};
 use serde_json::json;
-use support::heal::{count, health, ids, populated, put, restart_serves, traced, HEAL_WITHIN};
-use support::{wait_until, TestDir};
 
 #[test]
 fn failed_compactions_heal_and_writes_go_on_meanwhile() {
@@ -34,7 +32,7 @@ fn failed_compactions_heal_and_writes_go_on_meanwhile() {
     );
     let mut conn = traced.connect();
     // Writes until a compaction is due and fails: each is still taken.
-    let degraded = wait_until(support::DEADLINE, "a compaction to fail", || {
+    let degraded = wait_until(harness::DEADLINE, "a compaction to fail", || {
         let id = format!("w{}", acked.len());
         let a = put(&mut conn, &id);
         assert_eq!(a["ok"], true, "a write while snapshots fail: {a}");
@@ -123,7 +121,7 @@ fn a_journal_left_by_a_failed_start_is_skipped_and_snapshots_heal() {
         nix::sys::signal::Signal::SIGUSR1,
     )
     .expect("SIGUSR1 the worker");
-    let degraded = wait_until(support::DEADLINE, "the failed journal start", || {
+    let degraded = wait_until(harness::DEADLINE, "the failed journal start", || {
         let h = health(&mut conn);
         (h["state"] == "degraded").then_some(h)
     });
@@ -187,7 +185,7 @@ fn a_blocked_snapshot_warns_once_per_attempt_not_at_every_commit() {
         worker.stderr()
     );
     std::fs::remove_dir(dir.sessions_json()).expect("unblock sessions.json");
-    wait_until(support::DEADLINE, "the snapshots to work again", || {
+    wait_until(harness::DEADLINE, "the snapshots to work again", || {
         (health(&mut conn)["state"] == "ok").then_some(())
     });
     assert!(dir.sessions_json().is_file());

@@ -9,13 +9,11 @@
 //! only; the read-ahead itself has no platform-specific code.
 #![cfg(target_os = "linux")]
 
-mod support;
-
 use std::io::Write;
 
+use harness::strace::Straced;
+use harness::{wait_until, Conn, TestDir, DEADLINE};
 use serde_json::{json, Value};
-use support::strace::Straced;
-use support::{wait_until, Conn, TestDir, DEADLINE};
 
 /// Requests in flight on one connection at most (`conn/ahead.rs`).
 const MAX_AHEAD: u64 = 64;

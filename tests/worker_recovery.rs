@@ -3,8 +3,6 @@
 //! set aside, temp files are cleaned, old formats load, and the data
 //! directory has one owner at a time.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::fs;
 use std::ops::Range;
@@ -12,9 +10,9 @@ use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
+use harness::{TestDir, Worker, DEADLINE};
 use nix::sys::signal::Signal;
 use serde_json::{json, Value};
-use support::{TestDir, Worker, DEADLINE};
 
 const HEADER_LEN: usize = 24;
 /// A batch's header: records length, count, sequence number, checksum.
@@ -401,12 +399,12 @@ fn a_group_commit_torn_by_a_power_cut_starts_without_it() {
     // first sector of a batch never holds its last record.)
     let sock = dir.sock();
     let mut rounds = 0;
-    support::wait_until(DEADLINE, "a group commit of two puts", || {
+    harness::wait_until(DEADLINE, "a group commit of two puts", || {
         std::thread::scope(|s| {
             for c in 0..8 {
                 let sock = &sock;
                 s.spawn(move || {
-                    let mut conn = support::Conn::connect(sock);
+                    let mut conn = harness::Conn::connect(sock);
                     for i in 0..25 {
                         let id = format!("r{rounds}-c{c}-{i:02}");
                         let put = json!({"op": "put", "id": id, "data": "x".repeat(600)});
@@ -561,7 +559,7 @@ fn a_second_worker_is_refused_while_the_first_keeps_serving() {
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("already owns"), "{stderr}");
     assert!(
-        support::names_number(&stderr, first.pid() as u64),
+        harness::names_number(&stderr, first.pid() as u64),
         "names pid {}:\n{stderr}",
         first.pid()
     );
@@ -631,7 +629,7 @@ fn the_data_directory_and_everything_in_it_is_private() {
         true
     );
     worker.signal(Signal::SIGUSR1);
-    support::wait_until(DEADLINE, "a checkpoint", || {
+    harness::wait_until(DEADLINE, "a checkpoint", || {
         (worker.call(&json!({"op": "stats"}))["checkpoints"].as_u64()? > 0).then_some(())
     });
     assert!(dir.sessions_json().exists());

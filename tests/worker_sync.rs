@@ -9,10 +9,8 @@
 //! `shared/src/sync/tests.rs` on every platform.)
 #![cfg(target_os = "linux")]
 
-mod support;
-
+use harness::{TestDir, DEADLINE};
 use serde_json::json;
-use support::{TestDir, DEADLINE};
 
 /// Lines of `text` that contain `needle`.
 fn count(text: &str, needle: &str) -> usize {
@@ -136,12 +134,12 @@ fn syncs_after_failure<'a>(trace: &'a str, file: &str) -> Vec<&'a str> {
 }
 
 /// `put id` on a new connection: its answer.
-fn put(conn: &mut support::Conn, id: &str) -> serde_json::Value {
+fn put(conn: &mut harness::Conn, id: &str) -> serde_json::Value {
     conn.call(&json!({"op": "put", "id": id, "data": {"id": id}}))
 }
 
 /// The ids a worker serves.
-fn ids(conn: &mut support::Conn) -> Vec<String> {
+fn ids(conn: &mut harness::Conn) -> Vec<String> {
     let list = conn.call(&json!({"op": "list"}));
     list["sessions"]
         .as_array()
@@ -254,7 +252,7 @@ fn while_a_failed_write_cannot_be_set_aside_writes_are_refused_and_reads_work() 
     // Once a snapshot can be written, a later write sets the failed one
     // aside and goes through.
     std::fs::remove_dir(dir.sessions_json()).expect("unblock sessions.json");
-    let answer = support::wait_until(DEADLINE, "a put to be accepted again", || {
+    let answer = harness::wait_until(DEADLINE, "a put to be accepted again", || {
         let a = put(&mut conn, "healed");
         (a["ok"] == true).then_some(a)
     });

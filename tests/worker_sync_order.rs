@@ -10,12 +10,10 @@
 //! its name only once its header is synced. Linux only, like strace.
 #![cfg(target_os = "linux")]
 
-mod support;
-
 use std::path::Path;
 
+use harness::TestDir;
 use serde_json::json;
-use support::TestDir;
 
 /// The traced calls, in order, one per call (`<unfinished ...>` halves
 /// joined with their `resumed` part), without pids.
@@ -159,7 +157,7 @@ fn a_fresh_data_dir_and_each_journal_are_durable_and_never_half_made() {
         nix::sys::signal::Signal::SIGTERM,
     )
     .expect("SIGTERM the traced worker");
-    let status = traced.strace.wait_exit(support::DEADLINE);
+    let status = traced.strace.wait_exit(harness::DEADLINE);
     assert!(status.success(), "{status}:\n{}", traced.stderr());
 
     let text = std::fs::read_to_string(&trace).expect("read the trace");
@@ -179,7 +177,7 @@ fn a_fresh_data_dir_and_each_journal_are_durable_and_never_half_made() {
 
 /// Puts `count` sessions of the same size through `conn`, ids `k0000`…
 /// (overwriting), waiting for each answer; returns what was acknowledged.
-fn puts(conn: &mut support::Conn, count: usize, fill: char) -> Vec<(String, serde_json::Value)> {
+fn puts(conn: &mut harness::Conn, count: usize, fill: char) -> Vec<(String, serde_json::Value)> {
     (0..count)
         .map(|i| {
             let id = format!("k{:04}", i % 20);
@@ -206,8 +204,8 @@ fn checkpoint_lines(log: &str) -> Vec<&str> {
 }
 
 /// Waits until the worker has answered `n + 1` checkpoints; the last one.
-fn wait_checkpoint(traced: &support::strace::Straced, n: usize, what: &str) -> String {
-    support::wait_until(support::DEADLINE, what, || {
+fn wait_checkpoint(traced: &harness::strace::Straced, n: usize, what: &str) -> String {
+    harness::wait_until(harness::DEADLINE, what, || {
         checkpoint_lines(&traced.stderr())
             .get(n)
             .map(|l| l.to_string())
@@ -239,7 +237,7 @@ fn sigusr1_during_a_snapshot_is_answered_when_it_is_durable_or_failed() {
     let pid = nix::unistd::Pid::from_raw(traced.pid.expect("the worker answered ping") as i32);
     let usr1 = || nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGUSR1).expect("SIGUSR1");
     let mut conn = traced.connect();
-    let stats = |conn: &mut support::Conn| {
+    let stats = |conn: &mut harness::Conn| {
         let s = conn.call(&json!({"op": "stats"}));
         assert_eq!(s["ok"], true, "{s}");
         (s["journal_bytes"].as_u64().expect("journal_bytes"), s)
@@ -260,7 +258,7 @@ fn sigusr1_during_a_snapshot_is_answered_when_it_is_durable_or_failed() {
         puts_to_compact(after_one, record, min),
         'a',
     ));
-    support::wait_until(support::DEADLINE, "the snapshot's temp file", || {
+    harness::wait_until(harness::DEADLINE, "the snapshot's temp file", || {
         temp_snapshot().then_some(())
     });
     usr1();
@@ -290,7 +288,7 @@ fn sigusr1_during_a_snapshot_is_answered_when_it_is_durable_or_failed() {
         puts_to_compact(journal, record, threshold),
         'b',
     ));
-    support::wait_until(support::DEADLINE, "the second snapshot's temp file", || {
+    harness::wait_until(harness::DEADLINE, "the second snapshot's temp file", || {
         temp_snapshot().then_some(())
     });
     usr1();

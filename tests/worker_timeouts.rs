@@ -4,15 +4,13 @@
 //! from the store's copy, so stalled readers pin no whole answer. Also
 //! the benchmarks' slow-disk knob, which holds every sync a while longer.
 
-mod support;
-
 use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use harness::{fdlimit, wait_until, Conn, TestDir, Worker, DEADLINE};
 use serde_json::{json, Value};
-use support::{fdlimit, wait_until, Conn, TestDir, Worker, DEADLINE};
 
 fn stats(probe: &mut Conn) -> Value {
     let s = probe.call(&json!({"op": "stats"}));

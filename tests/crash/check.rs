@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use super::expect::{History, Kind, Problem};
 use super::fs::View;
 use super::ops::Pos;
-use crate::support::{temp_dir, wait_until, worker_bin, Conn, Worker, DEADLINE};
+use harness::{temp_dir, wait_until, worker_bin, Conn, Worker, DEADLINE};
 
 /// Where the data directory is below the traced root.
 pub const DATA: &str = "d";

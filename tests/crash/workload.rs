@@ -13,8 +13,8 @@ use serde_json::{json, Value};
 
 use super::check::DATA;
 use super::fs::{Fs, FsOp, ROOT};
-use crate::support::strace::Straced;
-use crate::support::{wait_until, Conn, TestDir, DEADLINE};
+use harness::strace::Straced;
+use harness::{wait_until, Conn, TestDir, DEADLINE};
 
 /// Small, so that size-triggered snapshots (compactions) happen often.
 const COMPACT_MIN_BYTES: &str = "8192";

@@ -16,12 +16,9 @@ use serde_json::Value;
 
 use super::{wait_until, Conn, TestDir, DEADLINE};
 
-/// The supervisor binary (only the supervisor crate's tests have it).
-pub fn supervisor_bin() -> &'static str {
-    match option_env!("CARGO_BIN_EXE_supervisor") {
-        Some(bin) => bin,
-        None => panic!("only the supervisor crate's tests run the supervisor"),
-    }
+/// The `supervisor` binary of this workspace, built if stale.
+pub fn supervisor_bin() -> PathBuf {
+    super::built_bin("supervisor")
 }
 
 /// SIGKILLs the real supervisor (not the strace it runs under) when

@@ -1,7 +1,6 @@
-//! The one helper module of the worker's integration tests: a temp data
-//! directory, the real `worker` binary (killed when its guard drops), a
-//! line client for the socket and one generic `wait_until`.
-#![allow(dead_code)] // every test binary uses a different part of it
+//! The test harness every integration test uses: a temp data directory,
+//! the real `worker` and `supervisor` binaries (killed when their guards
+//! drop), a line client for the socket and one generic `wait_until`.
 
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Write};
@@ -74,6 +73,12 @@ pub struct TestDir {
     tmp: tempfile::TempDir,
     pub data: PathBuf,
     logs: std::cell::Cell<u32>,
+}
+
+impl Default for TestDir {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl TestDir {
@@ -398,34 +403,43 @@ pub fn names_number(s: &str, n: u64) -> bool {
         .any(|w| w == n.to_string())
 }
 
-/// The `worker` binary: Cargo names it for the worker's own tests; other
-/// packages' tests find it next to their own `deps/` directory.
+/// The `worker` binary of this workspace, built if stale.
 pub fn worker_bin() -> PathBuf {
-    if let Some(bin) = option_env!("CARGO_BIN_EXE_worker") {
-        return PathBuf::from(bin);
-    }
+    built_bin("worker")
+}
+
+/// A binary of this workspace (`worker`, `supervisor`), built for the
+/// profile the tests run in. Cargo names binaries only to the tests of
+/// their own package, and builds none for a library like this one, so
+/// this builds it (`cargo build -p NAME --bin NAME`) once per test binary
+/// and name: a no-op of well under a second when it is fresh, and what
+/// makes `cargo test -p supervisor` alone run a current worker.
+pub fn built_bin(name: &str) -> PathBuf {
+    use std::collections::BTreeSet;
+    use std::sync::Mutex;
+    static BUILT: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
     let exe = std::env::current_exe().expect("the test binary's path");
     let bin = exe
         .parent()
         .and_then(Path::parent)
         .expect("tests run from target/<profile>/deps")
-        .join("worker");
-    static BUILD: std::sync::Once = std::sync::Once::new();
-    BUILD.call_once(|| {
-        // `cargo test -p supervisor` alone neither builds the worker nor
-        // rebuilds a stale one, so build it here every time: once per test
-        // binary, and a no-op of well under a second when it is fresh.
+        .join(name);
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if !built.contains(name) {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "-q", "-p", "worker", "--bin", "worker"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("run cargo build -p worker");
-        assert!(status.success(), "cargo build -p worker failed");
-    });
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "-q", "-p", name, "--bin", name])
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        if !cfg!(debug_assertions) {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("run cargo build");
+        assert!(status.success(), "cargo build -p {name} failed");
+        built.insert(name.to_string());
+    }
     assert!(
         bin.exists(),
-        "{} is missing: build it with `cargo build -p worker`",
+        "{} is missing: build it with `cargo build -p {name}`",
         bin.display()
     );
     bin

@@ -23,7 +23,8 @@ pub const BUILD_DEADLINE: Duration = Duration::from_secs(1500);
 pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
-        .expect("the crates live one level below the workspace")
+        .and_then(Path::parent)
+        .expect("the harness lives at tests/harness in the workspace")
         .to_path_buf()
 }
 
@@ -42,6 +43,12 @@ pub struct Project {
     pub probation_ms: u64,
     /// `--supervisor-probation-ms` for the supervisors it starts.
     pub supervisor_probation_ms: u64,
+}
+
+impl Default for Project {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Project {
