@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use harness::strace::require_strace;
 use harness::supervisor::{status_of, supervisor_cmd, worker_pid, Supervisor};
-use harness::{wait_until, worker_bin, Conn, TestDir, DEADLINE};
+use harness::{ids, put_id as put, wait_until, worker_bin, Conn, TestDir, DEADLINE};
 use serde_json::{json, Value};
 
 /// Writes `dir/traced-worker`: `strace … worker "$@"` with `inject`.
@@ -28,20 +28,6 @@ fn wrapper(dir: &TestDir, inject: &[&str]) -> PathBuf {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
         .expect("make the wrapper executable");
     path
-}
-
-fn put(conn: &mut Conn, id: &str) -> Value {
-    conn.call(&json!({"op": "put", "id": id, "data": {"id": id}}))
-}
-
-fn ids(conn: &mut Conn) -> Vec<String> {
-    let list = conn.call(&json!({"op": "list"}));
-    list["sessions"]
-        .as_array()
-        .unwrap_or_else(|| panic!("{list}"))
-        .iter()
-        .map(|s| s["id"].as_str().expect("an id").to_string())
-        .collect()
 }
 
 /// `supervisor status` for a person: (exit code, what it printed).

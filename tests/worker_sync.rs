@@ -9,7 +9,7 @@
 //! `shared/src/sync/tests.rs` on every platform.)
 #![cfg(target_os = "linux")]
 
-use harness::{TestDir, DEADLINE};
+use harness::{ids, put_id as put, TestDir, DEADLINE};
 use serde_json::json;
 
 /// Lines of `text` that contain `needle`.
@@ -131,22 +131,6 @@ fn syncs_after_failure<'a>(trace: &'a str, file: &str) -> Vec<&'a str> {
     let failed = lines.by_ref().any(|l| l.contains("INJECTED"));
     assert!(failed, "no injected failure on {file}:\n{trace}");
     lines.filter(|l| l.contains("sync(")).collect()
-}
-
-/// `put id` on a new connection: its answer.
-fn put(conn: &mut harness::Conn, id: &str) -> serde_json::Value {
-    conn.call(&json!({"op": "put", "id": id, "data": {"id": id}}))
-}
-
-/// The ids a worker serves.
-fn ids(conn: &mut harness::Conn) -> Vec<String> {
-    let list = conn.call(&json!({"op": "list"}));
-    list["sessions"]
-        .as_array()
-        .unwrap_or_else(|| panic!("{list}"))
-        .iter()
-        .map(|s| s["id"].as_str().expect("an id").to_string())
-        .collect()
 }
 
 const FIRST_JOURNAL: &str = "0000000000000001.journal";

@@ -22,16 +22,7 @@ pub fn put(conn: &mut Conn, id: &str) -> Value {
     conn.call(&json!({"op": "put", "id": id, "data": {"id": id, "pad": "x".repeat(400)}}))
 }
 
-/// The ids a worker serves, sorted.
-pub fn ids(conn: &mut Conn) -> Vec<String> {
-    let list = conn.call(&json!({"op": "list"}));
-    list["sessions"]
-        .as_array()
-        .unwrap_or_else(|| panic!("{list}"))
-        .iter()
-        .map(|s| s["id"].as_str().expect("an id").to_string())
-        .collect()
-}
+pub use super::ids;
 
 /// The store health in a `ping` answer.
 pub fn health(conn: &mut Conn) -> Value {

@@ -371,6 +371,22 @@ impl Conn {
     }
 }
 
+/// Puts the small session `{"id": ID}` under `id`; the answer.
+pub fn put_id(conn: &mut Conn, id: &str) -> Value {
+    conn.call(&json!({"op": "put", "id": id, "data": {"id": id}}))
+}
+
+/// The ids a worker serves, sorted (`list`).
+pub fn ids(conn: &mut Conn) -> Vec<String> {
+    let list = conn.call(&json!({"op": "list"}));
+    list["sessions"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{list}"))
+        .iter()
+        .map(|s| s["id"].as_str().expect("an id").to_string())
+        .collect()
+}
+
 /// Makes `fds` (parent fd, child fd) appear at the child fd numbers in the
 /// spawned process, without FD_CLOEXEC. Async-signal-safe: no allocation.
 pub fn pass_fds(cmd: &mut Command, fds: &[(RawFd, RawFd)]) {
