@@ -28,16 +28,27 @@ pub const CHILD_ENV: &[&str] = &[
     "GIT_WORK_TREE",
 ];
 
-/// A whole number from the environment, or `default`.
-pub fn env_usize(name: &str, default: usize) -> usize {
-    match std::env::var(name) {
-        Ok(v) => v
-            .trim()
-            .replace('_', "")
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={v:?} is not a whole number")),
-        Err(_) => default,
-    }
+/// A bench knob: a whole number (`_` allowed as a separator).
+pub fn whole(v: &str) -> Result<usize, String> {
+    whole_u64(v).map(|n| n as usize)
+}
+
+/// A bench knob: a whole number (`_` allowed as a separator).
+pub fn whole_u64(v: &str) -> Result<u64, String> {
+    v.trim()
+        .replace('_', "")
+        .parse()
+        .map_err(|_| format!("{v:?} is not a whole number"))
+}
+
+/// A bench knob: whole milliseconds.
+pub fn millis(v: &str) -> Result<Duration, String> {
+    whole_u64(v).map(Duration::from_millis)
+}
+
+/// A bench knob that is on unless it is 0.
+pub fn nonzero(v: &str) -> Result<bool, String> {
+    whole_u64(v).map(|n| n != 0)
 }
 
 pub struct Bins {
@@ -47,11 +58,9 @@ pub struct Bins {
     pub target_dir: PathBuf,
 }
 
+/// The root of this workspace.
 pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the crate is in a workspace")
-        .to_path_buf()
+    harness::project::workspace()
 }
 
 /// The newest modification time of the files under `paths`.
@@ -144,16 +153,10 @@ pub fn stop_child(child: &mut Child) {
     let _ = child.wait();
 }
 
-/// Polls `f` until it gives a value; panics naming `what` after `timeout`.
-pub fn wait_until<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        thread::sleep(Duration::from_millis(1));
-    }
+/// Polls `f` every millisecond until it gives a value; panics naming
+/// `what` after `timeout` (`harness::poll_until`).
+pub fn wait_until<T>(timeout: Duration, what: &str, f: impl FnMut() -> Option<T>) -> T {
+    harness::poll_until(Duration::from_millis(1), timeout, what, f)
 }
 
 pub fn ms(d: Duration) -> f64 {
@@ -194,10 +197,4 @@ pub fn verdict(ok: bool) -> &'static str {
 /// The 1, 5 and 15 minute load averages (`getloadavg`: Linux and macOS).
 pub fn loadavg() -> String {
     shared::procs::loadavg_text()
-}
-
-/// `BENCH_TMPDIR`, or `/tmp`: short, so that the sockets' paths stay far
-/// below macOS's 104-byte limit (its `$TMPDIR` is ~50 bytes long).
-pub fn bench_tmpdir() -> PathBuf {
-    std::env::var_os("BENCH_TMPDIR").map_or_else(|| PathBuf::from("/tmp"), PathBuf::from)
 }

@@ -42,6 +42,27 @@ pub fn wait_until<T>(deadline: Duration, what: &str, mut probe: impl FnMut() -> 
     }
 }
 
+/// Calls `probe` every `every` until it returns `Some`; panics naming
+/// `what` once `deadline` has passed. For benchmarks, where the end of a
+/// wait is measured and must not lag behind by a back-off.
+pub fn poll_until<T>(
+    every: Duration,
+    deadline: Duration,
+    what: &str,
+    mut probe: impl FnMut() -> Option<T>,
+) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(value) = probe() {
+            return value;
+        }
+        if start.elapsed() > deadline {
+            panic!("timed out after {deadline:?} waiting for {what}");
+        }
+        std::thread::sleep(every);
+    }
+}
+
 /// Where test temp dirs go: short, so that socket paths in them stay far
 /// below macOS's limit (its `$TMPDIR`, `/var/folders/xx/…/T/`, is ~50 bytes).
 pub const TEMP_BASE: &str = "/tmp";

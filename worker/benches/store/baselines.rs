@@ -99,13 +99,12 @@ pub(crate) fn checkpoint_busy(dir: &DataDir) -> bool {
 /// (charged to ours: it is the tail of the work its writes caused).
 pub(crate) fn wait_checkpoint_idle(dir: &DataDir) -> Duration {
     let t = Instant::now();
-    while checkpoint_busy(dir) {
-        assert!(
-            t.elapsed() < Duration::from_secs(300),
-            "a checkpoint never finished"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    harness::poll_until(
+        Duration::from_millis(2),
+        Duration::from_secs(300),
+        "a checkpoint to finish",
+        || (!checkpoint_busy(dir)).then_some(()),
+    );
     t.elapsed()
 }
 
