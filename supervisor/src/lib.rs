@@ -234,7 +234,7 @@ pub async fn run(
         update_view,
         control_limits,
     ));
-    let result = actor.run(control_rx, signals).await;
+    let result = actor.run(control_rx, Some(signals)).await;
     control.abort();
     updater.abort();
     let _ = std::fs::remove_file(dir.supervisor_sock());

@@ -1,13 +1,13 @@
 //! What the actor does when a worker reports ready, ends, or a deadline
 //! passes.
 
-use std::time::Instant;
+use tokio::time::Instant;
 
 use nix::sys::signal::Signal;
 use shared::health::StoreHealth;
 use tracing::{info, warn};
 
-use super::{describe_exit, signal_worker, Actor, DeployError, Event, Phase, RestartDone, Then};
+use super::{describe_exit, Actor, DeployError, Event, Phase, RestartDone, Then};
 
 impl Actor {
     pub(super) fn on_event(&mut self, event: Event) {
@@ -151,13 +151,13 @@ impl Actor {
                 );
                 run.ready_deadline = None;
                 run.timed_out = true;
-                signal_worker(run, Signal::SIGKILL);
+                self.launcher.signal(run.pid, Signal::SIGKILL);
             }
             Phase::Ready(run) => {
                 if run.probation_until.is_some_and(|p| p <= now) {
                     self.accept_candidate();
                 } else if self.next_checkpoint.is_some_and(|c| c <= now) {
-                    signal_worker(run, Signal::SIGUSR1);
+                    self.launcher.signal(run.pid, Signal::SIGUSR1);
                     self.next_checkpoint = Some(now + self.cfg.checkpoint_interval);
                 }
             }
@@ -165,7 +165,7 @@ impl Actor {
             Phase::Stopping { run, kill_at, .. } => {
                 warn!(pid = run.pid, "worker did not stop in time; killing it");
                 *kill_at = None;
-                signal_worker(run, Signal::SIGKILL);
+                self.launcher.signal(run.pid, Signal::SIGKILL);
             }
             Phase::Stopped => {}
         }

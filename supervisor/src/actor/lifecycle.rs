@@ -1,12 +1,12 @@
 //! Stopping, restarting and replacing the worker.
 
-use std::time::Instant;
+use tokio::time::Instant;
 
 use nix::sys::signal::Signal;
 use tokio::sync::oneshot;
 use tracing::info;
 
-use super::{signal_worker, Actor, DeployError, Phase, RestartDone, Running, Then};
+use super::{Actor, DeployError, Phase, RestartDone, Running, Then};
 
 impl Actor {
     /// SIGTERM and SIGINT stop the service; SIGHUP restarts the worker.
@@ -21,7 +21,7 @@ impl Actor {
     /// Asks the worker to stop gracefully; `then` says what follows.
     pub(super) fn begin_stop(&mut self, run: Running, then: Then) {
         info!(pid = run.pid, "asking the worker to stop");
-        signal_worker(&run, Signal::SIGTERM);
+        self.launcher.signal(run.pid, Signal::SIGTERM);
         self.phase = Phase::Stopping {
             run,
             kill_at: Some(Instant::now() + self.cfg.stop_timeout),

@@ -6,29 +6,29 @@ mod deploy;
 mod events;
 mod handle;
 pub mod handover;
+mod launcher;
 mod lifecycle;
 mod report;
 mod watch;
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use tokio::time::Instant;
 
-use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::WaitStatus;
-use nix::unistd::Pid;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info};
 
 use crate::backoff::Backoff;
-use crate::logs::{self, Sink};
+use crate::logs::Sink;
 use crate::signals::Signals;
 use crate::sleep::sleep_until;
 use crate::{binary, spawn, RunConfig};
 pub use deploy::DeployError;
 use handle::Control;
 pub use handle::{channel, ActorHandle, BeforeExec, Gone, Inbox, RestartDone};
+use launcher::{Launched, Launcher, Processes};
 pub use watch::describe_exit;
 
 pub(crate) enum Event {
@@ -132,6 +132,8 @@ pub struct Actor {
     cfg: Arc<RunConfig>,
     listener: OwnedFd,
     held: HeldFds,
+    /// Starts and signals workers (real processes but in unit tests).
+    launcher: Box<dyn Launcher>,
     phase: Phase,
     generation: u64,
     events_tx: mpsc::UnboundedSender<Event>,
@@ -159,18 +161,31 @@ pub struct Actor {
     settled: tokio::sync::watch::Sender<bool>,
 }
 
-fn signal_worker(run: &Running, sig: Signal) {
-    let _ = kill(Pid::from_raw(run.pid as i32), sig);
-}
-
 impl Actor {
     pub fn new(cfg: Arc<RunConfig>, listener: OwnedFd, held: HeldFds, worker_log: Sink) -> Actor {
+        let launcher = Box::new(Processes {
+            data_dir: cfg.data_dir.root().to_path_buf(),
+            log_filter: cfg.log_filter.clone(),
+            worker_log: worker_log.clone(),
+        });
+        Actor::with_launcher(cfg, listener, held, worker_log, launcher)
+    }
+
+    /// An actor whose workers `launcher` starts.
+    pub(crate) fn with_launcher(
+        cfg: Arc<RunConfig>,
+        listener: OwnedFd,
+        held: HeldFds,
+        worker_log: Sink,
+        launcher: Box<dyn Launcher>,
+    ) -> Actor {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let backoff = Backoff::new(cfg.backoff_base, cfg.backoff_max, cfg.stable_after);
         Actor {
             cfg,
             listener,
             held,
+            launcher,
             phase: Phase::Stopped,
             generation: 0,
             events_tx,
@@ -205,9 +220,13 @@ impl Actor {
     }
 
     /// Runs until a stop signal has stopped the worker. `signals` are the
-    /// stop and restart signals (see `crate::signals`).
-    pub async fn run(mut self, Inbox(mut control): Inbox, signals: Signals) -> std::io::Result<()> {
-        self.signals = Some(signals);
+    /// stop and restart signals (see `crate::signals`; none in unit tests).
+    pub async fn run(
+        mut self,
+        Inbox(mut control): Inbox,
+        signals: Option<Signals>,
+    ) -> std::io::Result<()> {
+        self.signals = signals;
         if matches!(self.phase, Phase::Stopped) {
             self.start_worker();
         }
@@ -216,11 +235,16 @@ impl Actor {
             self.settled
                 .send_if_modified(|s| std::mem::replace(s, settled) != settled);
             let deadline = self.next_deadline();
-            let signals = self.signals.as_mut().expect("set above");
+            let signal = async {
+                match self.signals.as_mut() {
+                    Some(signals) => signals.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 Some(event) = self.events_rx.recv() => self.on_event(event),
                 Some(request) = control.recv() => self.on_control(request),
-                Some(signal) = signals.recv() => self.on_signal(signal),
+                Some(signal) = signal => self.on_signal(signal),
                 _ = sleep_until(deadline), if deadline.is_some() => self.on_deadline(),
             }
         }
@@ -263,13 +287,17 @@ impl Actor {
             self.failed_to_start("no worker binary found".into());
             return;
         };
-        let spawned = match spawn::spawn_worker(
-            &bin,
-            self.cfg.data_dir.root(),
-            self.listener.as_fd(),
-            &self.cfg.log_filter,
-        ) {
-            Ok(s) => s,
+        let launched =
+            self.launcher
+                .start(&bin, self.listener.as_fd(), generation, &self.events_tx);
+        let Launched {
+            pid,
+            parent,
+            ready,
+            stdout_fd,
+            stderr_fd,
+        } = match launched {
+            Ok(l) => l,
             Err(e) => {
                 if candidate.is_some() {
                     // Out of fds, memory or disk: the machine's state, not
@@ -286,24 +314,12 @@ impl Actor {
                 return;
             }
         };
-        let spawn::Spawned {
-            pid,
-            stdout,
-            stderr,
-            ready,
-            parent,
-        } = spawned;
         match &candidate {
             Some(commit) => {
                 info!(pid, binary = %bin.display(), commit = %commit, "worker started to try a new commit")
             }
             None => info!(pid, binary = %bin.display(), "worker started"),
         }
-        let (stdout_fd, stderr_fd) = (stdout.as_raw_fd(), stderr.as_raw_fd());
-        logs::pump(stdout, self.worker_log.clone());
-        logs::pump(stderr, self.worker_log.clone());
-        watch::watch_exit(pid, generation, self.events_tx.clone());
-        let ready = watch::watch_reports(ready, generation, self.events_tx.clone());
         self.phase = Phase::Starting(Running {
             generation,
             pid,
@@ -363,3 +379,6 @@ impl Actor {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

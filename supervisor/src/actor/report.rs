@@ -1,6 +1,6 @@
 //! The actor's part of `supervisor status`.
 
-use std::time::Instant;
+use tokio::time::Instant;
 
 use super::{Actor, Phase};
 use crate::status::{PathsStatus, Status, SupervisorStatus, UpdateStatus, WorkerStatus};
