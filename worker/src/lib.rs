@@ -7,6 +7,7 @@ pub mod conn;
 pub mod limits;
 pub mod listener;
 pub mod server;
+pub mod startup;
 pub mod store;
 
 use std::io::Write;
