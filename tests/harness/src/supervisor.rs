@@ -223,12 +223,18 @@ impl Supervisor {
         kill(Pid::from_raw(self.pid() as i32), sig).unwrap();
     }
 
+    /// The text of every log file whose name starts with `prefix`. A file
+    /// that retention deletes between the listing and the read is skipped.
     pub fn log_text(&self, prefix: &str) -> String {
         let mut out = String::new();
         for e in fs::read_dir(&self.logs).into_iter().flatten() {
             let e = e.unwrap();
             if e.file_name().to_string_lossy().starts_with(prefix) {
-                out.push_str(&fs::read_to_string(e.path()).unwrap());
+                match fs::read_to_string(e.path()) {
+                    Ok(text) => out.push_str(&text),
+                    Err(err) if err.kind() == ErrorKind::NotFound => {}
+                    Err(err) => panic!("read {}: {err}", e.path().display()),
+                }
             }
         }
         out
