@@ -31,7 +31,9 @@
 //! - (c) the wall time of `supervisor status --json` and `supervisor status`,
 //!   each run a fresh process.
 //!
-//! Run: `cargo bench -p supervisor --bench restart`
+//! Run: `cargo bench -p supervisor --bench restart`. Each knob is an
+//! environment variable or the same name as a flag after `--`
+//! (`-- --help` lists them):
 //!
 //! | env                 | default | what                                        |
 //! |---------------------|---------|---------------------------------------------|
@@ -122,7 +124,7 @@ mod table;
 use table::*;
 
 fn main() {
-    // `cargo bench` passes `--bench`; nothing else is taken from the command line.
+    // The knobs: BENCH_* or flags after `--` (`-- --help` lists them).
     let cfg = Config::from_env();
     let bins = binaries();
     let mut tmp = tempfile::Builder::new()

@@ -40,7 +40,9 @@
 //!    `/proc/<pid>/stat`: Linux-only; elsewhere the supervisor's own CPU
 //!    from `ps`), next to the same git commands run by hand (`getrusage`).
 //!
-//! Run: `cargo bench -p supervisor --bench update`
+//! Run: `cargo bench -p supervisor --bench update`. Each knob is an
+//! environment variable or the same name as a flag after `--`
+//! (`-- --help` lists them):
 //!
 //! | env                 | default | what                                                   |
 //! |---------------------|---------|--------------------------------------------------------|
@@ -165,7 +167,7 @@ mod table;
 use table::*;
 
 fn main() {
-    // `cargo bench` passes `--bench`; nothing is taken from the command line.
+    // The knobs: BENCH_* or flags after `--` (`-- --help` lists them).
     let mut cfg = Config::from_env();
     let load_start = loadavg();
     let bins = binaries();

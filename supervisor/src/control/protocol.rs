@@ -48,9 +48,13 @@ pub enum ControlResponse {
 }
 
 impl ControlRequest {
-    /// The request on a line, or `None` if it is not one.
+    /// The request on a line, or `None` if it is not one. Only a JSON
+    /// object is a request (serde would also read `["status"]` as one).
     pub fn parse(line: &str) -> Option<ControlRequest> {
-        serde_json::from_str(line).ok()
+        match serde_json::from_str::<Value>(line).ok()? {
+            object @ Value::Object(_) => serde_json::from_value(object).ok(),
+            _ => None,
+        }
     }
 
     /// The request line, without its newline.
@@ -132,6 +136,8 @@ mod tests {
             Some(ControlRequest::Update { retry: true })
         );
         assert_eq!(ControlRequest::parse(r#"{"op":"reboot"}"#), None);
+        assert_eq!(ControlRequest::parse(r#"["status"]"#), None);
+        assert_eq!(ControlRequest::parse(r#"["update",true]"#), None);
         assert_eq!(ControlRequest::parse("not json"), None);
         assert_eq!(
             ControlRequest::Update { retry: true }.to_line(),
