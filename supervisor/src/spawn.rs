@@ -54,12 +54,29 @@ pub fn retry_busy<T>(mut spawn: impl FnMut() -> io::Result<T>) -> io::Result<T> 
     spawn()
 }
 
+/// A worker binary that could not be started. The message names it; the
+/// spawn's own error stays reachable, so that [`is_exhaustion`] sees its
+/// errno (EMFILE, ENOMEM, EAGAIN ...) through the wrapping.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot start {}: {source}", bin.display())]
+pub struct CannotStart {
+    pub bin: std::path::PathBuf,
+    #[source]
+    pub source: io::Error,
+}
+
 /// Whether an io error is the machine running out of something (disk,
 /// file descriptors, memory, processes) rather than a defect of what was
 /// being started: worth trying again later.
+/// Looks through a [`CannotStart`] to the error of the spawn itself.
 pub fn is_exhaustion(e: &io::Error) -> bool {
+    let errno = e.raw_os_error().or_else(|| {
+        e.get_ref()
+            .and_then(|inner| inner.downcast_ref::<CannotStart>())
+            .and_then(|c| c.source.raw_os_error())
+    });
     matches!(
-        e.raw_os_error(),
+        errno,
         Some(
             nix::libc::ENOSPC
                 | nix::libc::EMFILE
@@ -127,8 +144,16 @@ pub fn spawn_worker(
             crate::signals::unblock_in_child()
         });
     }
-    let mut child = retry_busy(|| cmd.spawn())
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot start {}: {e}", bin.display())))?;
+    let mut child = retry_busy(|| cmd.spawn()).map_err(|source| {
+        let kind = source.kind();
+        io::Error::new(
+            kind,
+            CannotStart {
+                bin: bin.to_path_buf(),
+                source,
+            },
+        )
+    })?;
     let pid = child.id();
     let stdout = OwnedFd::from(child.stdout.take().expect("stdout is piped"));
     let stderr = OwnedFd::from(child.stderr.take().expect("stderr is piped"));
@@ -149,6 +174,43 @@ pub fn spawn_worker(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_start_names_the_binary_and_keeps_its_errno_for_is_exhaustion() {
+        let wrap = |errno| {
+            let source = io::Error::from_raw_os_error(errno);
+            io::Error::new(
+                source.kind(),
+                CannotStart {
+                    bin: "/x/worker".into(),
+                    source,
+                },
+            )
+        };
+        let out_of_fds = wrap(nix::libc::EMFILE);
+        assert!(out_of_fds
+            .to_string()
+            .starts_with("cannot start /x/worker: "));
+        assert!(is_exhaustion(&out_of_fds), "EMFILE behind the wrapping");
+        assert!(!is_exhaustion(&wrap(nix::libc::ENOENT)));
+        // The real spawn of a missing binary: named, and not exhaustion.
+        let (listener, _) = shared::fd::pipe().unwrap();
+        let missing = std::path::Path::new("/nonexistent/worker");
+        let e = match spawn_worker(
+            missing,
+            std::path::Path::new("/tmp"),
+            listener.as_fd(),
+            "info",
+        ) {
+            Ok(_) => panic!("a missing binary started"),
+            Err(e) => e,
+        };
+        assert!(
+            e.to_string().contains("cannot start /nonexistent/worker"),
+            "{e}"
+        );
+        assert!(!is_exhaustion(&e));
+    }
 
     #[test]
     fn a_busy_executable_is_tried_again_and_other_errors_are_not() {
