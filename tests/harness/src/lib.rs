@@ -19,6 +19,7 @@ use serde_json::{json, Value};
 pub mod fdlimit;
 pub mod heal;
 pub mod project;
+pub mod service;
 pub mod strace;
 pub mod supervisor;
 
