@@ -6,6 +6,7 @@
 
 pub mod accept_log;
 pub mod client;
+pub mod completions;
 pub mod config;
 pub mod fd;
 pub mod fdlimit;

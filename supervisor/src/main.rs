@@ -4,7 +4,8 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
+use shared::completions;
 use shared::config::{self, ConfigError};
 use shared::paths::DataDir;
 use supervisor::startup::RunArgs;
@@ -54,6 +55,15 @@ enum Command {
     },
     /// Stop and remove the per-user service; keeps data, logs and the copied binaries
     Uninstall(ServiceArgs),
+    /// Start the installed service through its manager
+    Start(ServiceArgs),
+    /// Stop the installed service through its manager and wait until the worker has saved its sessions; it stays installed
+    Stop(ServiceArgs),
+    /// Print a completion script for bash, zsh or fish (see the README)
+    Completions {
+        #[arg(value_enum)]
+        shell: completions::Shell,
+    },
 }
 
 #[derive(Args)]
@@ -72,6 +82,9 @@ fn main() -> ExitCode {
     // The worker, git and cargo inherit the raised limit; `run` logs it.
     let open_files = shared::fdlimit::raise();
     let cli = Cli::parse();
+    if let Command::Completions { shell } = cli.command {
+        return ExitCode::from(completions::print(shell, Cli::command(), "supervisor") as u8);
+    }
     let data_dir = match config::data_dir(cli.data_dir) {
         Ok(d) => DataDir::new(d),
         Err(e) => return config_error(e),
@@ -94,6 +107,9 @@ fn main() -> ExitCode {
             worker_bin,
         } => service(args, worker_bin, install::install),
         Command::Uninstall(args) => service(args, None, install::uninstall),
+        Command::Start(args) => service(args, None, install::start),
+        Command::Stop(args) => service(args, None, install::stop),
+        Command::Completions { .. } => unreachable!("handled before the data dir"),
     };
     ExitCode::from(status as u8)
 }

@@ -3,9 +3,9 @@
 use std::ffi::OsString;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-use shared::config;
+use clap::{CommandFactory, Parser, Subcommand};
 use shared::paths::DataDir;
+use shared::{completions, config};
 use worker::call::{call, CallOp};
 use worker::startup::{self, ServeArgs};
 
@@ -38,6 +38,11 @@ enum Command {
         #[command(subcommand)]
         op: CallOp,
     },
+    /// Print a completion script for bash, zsh or fish (see the README)
+    Completions {
+        #[arg(value_enum)]
+        shell: completions::Shell,
+    },
 }
 
 fn main() -> ExitCode {
@@ -45,6 +50,9 @@ fn main() -> ExitCode {
     // logged once logging is set up.
     let open_files = shared::fdlimit::raise();
     let cli = Cli::parse();
+    if let Some(Command::Completions { shell }) = cli.command {
+        return code(completions::print(shell, Cli::command(), "worker"));
+    }
     let data_dir = match config::data_dir(cli.data_dir) {
         Ok(d) => DataDir::new(d),
         Err(e) => return fail_config(e),

@@ -185,6 +185,31 @@ pub fn unload(runner: &Runner, plist: &Path) -> Result<(), InstallError> {
     Ok(())
 }
 
+/// Starts the installed agent: `kickstart` when launchd has it loaded
+/// (nothing happens if it is running), else `enable` and `bootstrap`, as
+/// after a `stop`.
+pub fn start(runner: &Runner, plist: &Path) -> Result<(), InstallError> {
+    let target = service_target();
+    if loaded(&target) {
+        return runner.must("launchctl", &["kickstart", &target]);
+    }
+    runner.must("launchctl", &["enable", &target])?;
+    let plist = plist.to_string_lossy();
+    runner.must("launchctl", &["bootstrap", &domain(), &plist])
+}
+
+/// Stops the agent by unloading it (`bootout`): launchd would restart a
+/// killed `KeepAlive` job at once. It is loaded again at the next login
+/// or by `start`. Nothing is run when it is not loaded.
+pub fn stop(runner: &Runner) -> Result<bool, InstallError> {
+    let target = service_target();
+    if !loaded(&target) {
+        return Ok(false);
+    }
+    runner.must("launchctl", &["bootout", &target])?;
+    Ok(true)
+}
+
 /// What a person should know after installing on macOS.
 pub fn after_install_note() {
     println!(

@@ -12,6 +12,7 @@ pub mod checks;
 pub mod environment;
 pub mod files;
 pub mod launchd;
+mod lifecycle;
 pub mod runner;
 mod service_status;
 pub mod systemd;
@@ -24,6 +25,7 @@ use shared::paths::DataDir;
 
 use crate::binary;
 pub use environment::{service_env, service_path};
+pub use lifecycle::{start, stop};
 use runner::Runner;
 pub use service_status::service_status;
 

@@ -66,6 +66,17 @@ pub fn unload(runner: &Runner, unit: &Path) -> Result<(), InstallError> {
     runner.must("systemctl", &["--user", "daemon-reload"])
 }
 
+/// Starts the installed unit (nothing happens if it is running).
+pub fn start(runner: &Runner) -> Result<(), InstallError> {
+    runner.must("systemctl", &["--user", "start", UNIT_NAME])
+}
+
+/// Stops the unit; it stays enabled and starts again at the next login.
+pub fn stop(runner: &Runner) -> Result<bool, InstallError> {
+    runner.must("systemctl", &["--user", "stop", UNIT_NAME])?;
+    Ok(true)
+}
+
 /// What a person should know after installing with systemd.
 pub fn after_install_note() {
     println!(

@@ -54,7 +54,10 @@ case "$1" in
     fi
     if [ -e "$loaded" ]; then echo "Bootstrap failed: 5: Input/output error" >&2; exit 5; fi
     [ -f "$3" ] || { echo "Bootstrap failed: 2: No such file or directory" >&2; exit 2; }
-    touch "$loaded" ;;
+    touch "$loaded"
+    @START@ ;;
+  kickstart)
+    [ -e "$loaded" ] || { echo "Could not find service" >&2; exit 113; } ;;
   bootout)
     if [ ! -e "$loaded" ]; then echo "Boot-out failed: 3: No such process" >&2; exit 3; fi
     rm "$loaded"
@@ -69,11 +72,20 @@ const SYSTEMCTL: &str = r#"#!/bin/sh
 echo "systemctl $*" >> "@CALLS@"
 pid="@STATE@/service-pid"
 case "$2" in
+  start)
+    @START@ ;;
   stop)
     [ -e "$pid" ] && kill -TERM "$(cat "$pid")" ;;
 esac
 exit 0
 "#;
+
+/// Starting the service runs the test's `start-cmd`, if it wrote one,
+/// detached, and remembers its pid.
+const START: &str = r#"[ -e "@STATE@/start-cmd" ] && {
+      sh "@STATE@/start-cmd" </dev/null >"@STATE@/start.out" 2>&1 &
+      echo $! > "@STATE@/service-pid"
+    }"#;
 
 const UNREACHABLE: &str = r#"#!/bin/sh
 echo "@NAME@ $*" >> "@CALLS@"
@@ -95,6 +107,7 @@ impl Setup {
         fs::write(&calls, "").unwrap();
         let fill = |script: &str, name: &str| {
             script
+                .replace("@START@", START)
                 .replace("@CALLS@", calls.to_str().unwrap())
                 .replace("@STATE@", state.to_str().unwrap())
                 .replace("@NAME@", name)
@@ -207,6 +220,14 @@ impl Setup {
     /// `always`.
     pub fn fail_bootstrap(&self, how: &str) {
         fs::write(self.state.join("bootstrap-fails"), how).unwrap();
+    }
+
+    /// From now on, starting the service through the fake manager runs
+    /// `script` (`sh`), whose pid then counts as the service's: `exec` the
+    /// supervisor in it. Returns where the pid will be written.
+    pub fn start_with(&self, script: &str) -> PathBuf {
+        fs::write(self.state.join("start-cmd"), script).unwrap();
+        self.state.join("service-pid")
     }
 
     /// From now on, stopping the service through the fake manager sends
