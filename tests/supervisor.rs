@@ -84,6 +84,10 @@ fn status_reports_every_key_and_exit_codes_follow_the_state() {
     assert_eq!(s["update"]["poll_interval_ms"], 0);
     assert_eq!(s["update"]["branch"], "main");
     assert!(s["update"]["held_commits"].is_array());
+    // Nothing deployed yet: the commit the worker was built from serves.
+    assert!(s["worker"]["commit"].is_string(), "{s}");
+    assert_eq!(s["update"]["deployed_commit"], s["worker"]["commit"]);
+    assert!(s["worker"]["probation"].is_null());
     assert_eq!(s["paths"]["data_dir"], dir.data.to_str().unwrap());
     // The worker answers ping with the pid status names.
     let ping = Conn::connect(&sup.sock()).call(&json!({"op": "ping"}));

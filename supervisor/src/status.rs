@@ -68,6 +68,17 @@ pub struct WorkerStatus {
     /// Additions: the binary in use, and when a waiting restart is due.
     pub binary: Option<String>,
     pub next_start_in_ms: Option<u64>,
+    /// Addition: a swapped-in worker still on probation: its commit and
+    /// the time left before it counts as good; null otherwise.
+    #[serde(default)]
+    pub probation: Option<ProbationStatus>,
+}
+
+/// A new worker that serves but may still be rolled back.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProbationStatus {
+    pub commit: Option<String>,
+    pub left_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -208,6 +219,12 @@ impl Status {
         }
         if w.commit.is_some() {
             worker.push_str(&format!(", commit {}", short(&w.commit)));
+        }
+        if let Some(p) = &w.probation {
+            worker.push_str(&format!(
+                ", on probation for {} more",
+                human_duration(p.left_ms.div_ceil(1000))
+            ));
         }
         if let Some(ms) = w.next_start_in_ms {
             worker.push_str(&format!(", next start in {:.1}s", ms as f64 / 1000.0));
@@ -365,5 +382,32 @@ mod tests {
             text.contains("retrying   not held, failed 2 time(s); next try in 1m"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_worker_on_probation_shows_the_time_left() {
+        let mut s: Status = serde_json::from_value(serde_json::json!({
+            "supervisor": {"pid": 1, "version": "0", "commit": null, "started_at": "x", "uptime_secs": 1},
+            "worker": {"state": "ready", "pid": 2, "commit": "0123456789abcdef", "started_at": null,
+                       "restarts": 1, "last_exit": null, "binary": null, "next_start_in_ms": null},
+            "sessions": null,
+            "update": {"repo": null, "branch": "main", "poll_interval_ms": 0, "last_poll_at": null,
+                       "last_poll": null, "deployed_commit": "fedcba9876543210", "state": "swapping",
+                       "last_error": null, "held_commits": [], "target_commit": null,
+                       "step_started_at": null, "checkout": null},
+            "paths": {"data_dir": "/d", "log_dir": "/l"}
+        }))
+        .expect("a status");
+        assert!(!s.render().contains("probation"));
+        s.worker.probation = Some(ProbationStatus {
+            commit: Some("0123456789abcdef".into()),
+            left_ms: 5_200,
+        });
+        let text = s.render();
+        assert!(
+            text.contains("worker     ready, pid 2, commit 0123456789ab, on probation for 6s more"),
+            "{text}"
+        );
+        assert!(text.contains("deployed fedcba987654"), "{text}");
     }
 }

@@ -3,7 +3,9 @@
 use tokio::time::Instant;
 
 use super::{Actor, Phase};
-use crate::status::{PathsStatus, Status, SupervisorStatus, UpdateStatus, WorkerStatus};
+use crate::status::{
+    PathsStatus, ProbationStatus, Status, SupervisorStatus, UpdateStatus, UpdateView, WorkerStatus,
+};
 
 impl Actor {
     pub(super) fn status(&self) -> Status {
@@ -15,6 +17,22 @@ impl Actor {
             }
             _ => None,
         };
+        let ready = match &self.phase {
+            Phase::Ready(r) => Some(r),
+            _ => None,
+        };
+        let probation = ready.and_then(|r| {
+            let until = r.probation_until?;
+            Some(ProbationStatus {
+                commit: r.candidate.clone(),
+                left_ms: until.saturating_duration_since(Instant::now()).as_millis() as u64,
+            })
+        });
+        // The commit of a ready worker that is not on trial is the one that
+        // serves; control uses it while no release has been deployed.
+        let serving = ready
+            .filter(|r| r.candidate.is_none())
+            .and_then(|r| r.commit.clone());
         Status {
             supervisor: SupervisorStatus {
                 pid: std::process::id(),
@@ -33,6 +51,7 @@ impl Actor {
                 last_exit: self.last_exit.clone(),
                 binary: run.map(|r| r.binary.display().to_string()),
                 next_start_in_ms,
+                probation,
             },
             sessions: None,
             update: UpdateStatus {
@@ -40,7 +59,10 @@ impl Actor {
                 branch: cfg.branch.clone(),
                 poll_interval_ms: cfg.poll_interval_ms,
                 // The updater's part; control fills it in.
-                view: Default::default(),
+                view: UpdateView {
+                    deployed_commit: serving,
+                    ..Default::default()
+                },
             },
             paths: PathsStatus {
                 data_dir: cfg.data_dir.root().display().to_string(),

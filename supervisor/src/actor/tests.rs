@@ -251,3 +251,51 @@ async fn a_worker_not_ready_in_time_is_killed_and_started_again() {
     let (next, next_generation, _) = h.started().await;
     assert_eq!((next, next_generation), (pid + 1, generation + 1));
 }
+
+fn ready_at(events: &mpsc::UnboundedSender<Event>, generation: u64, commit: &str) {
+    events
+        .send(Event::Ready {
+            generation,
+            commit: Some(commit.into()),
+            store: None,
+        })
+        .expect("the actor listens");
+}
+
+#[tokio::test(start_paused = true)]
+async fn status_names_the_serving_commit_and_a_probation_with_its_time_left() {
+    let mut h = start_actor();
+    let (old, generation, events) = h.started().await;
+    ready_at(&events, generation, "aaaa");
+    let s = h.handle.status().await.expect("the actor runs");
+    assert_eq!(s.update.view.deployed_commit.as_deref(), Some("aaaa"));
+    assert!(s.worker.probation.is_none());
+
+    let deploy = tokio::spawn({
+        let handle = h.handle.clone();
+        async move {
+            handle
+                .deploy("bbbb".into(), PathBuf::from("/fake/new"))
+                .await
+        }
+    });
+    assert_eq!(h.signalled().await, (old, Signal::SIGTERM));
+    exited(&events, generation, old, 0);
+    let (_, next, events) = h.started().await;
+    ready_at(&events, next, "bbbb");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let s = h.handle.status().await.expect("the actor runs");
+    let p = s.worker.probation.expect("on probation");
+    assert_eq!(p.commit.as_deref(), Some("bbbb"));
+    assert_eq!(p.left_ms, 6_000, "10 s of probation, 4 s gone");
+    // On trial, it is not yet the deployed commit.
+    assert_eq!(s.update.view.deployed_commit, None);
+
+    deploy
+        .await
+        .expect("the deploy task")
+        .expect("passed its probation");
+    let s = h.handle.status().await.expect("the actor runs");
+    assert!(s.worker.probation.is_none());
+    assert_eq!(s.update.view.deployed_commit.as_deref(), Some("bbbb"));
+}

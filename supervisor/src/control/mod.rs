@@ -143,7 +143,14 @@ async fn handle(
     let answer = match ControlRequest::parse(&line) {
         Some(ControlRequest::Status) => match actor.status().await {
             Ok(mut status) => {
+                let serving = status.update.view.deployed_commit.take();
                 status.update.view = view.borrow().clone();
+                // Before the first deploy, the commit the worker was built
+                // from is the deployed one.
+                let deployed = &mut status.update.view.deployed_commit;
+                if deployed.is_none() {
+                    *deployed = serving;
+                }
                 if status.worker.state == "ready" {
                     status.sessions = session_count(worker_sock)
                         .await
