@@ -9,9 +9,11 @@
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Stdio};
 
-use harness::service::{assert_ok, text, toolchain_env, Manager, Setup, LABEL};
+use harness::service::{
+    assert_ok, have, parse_plist, systemd_verify, text, toolchain_env, Manager, Setup, LABEL,
+};
 use harness::{wait_until, worker_bin, DEADLINE};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -65,28 +67,6 @@ fn tree(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out
-}
-
-/// Whether `tool` is on the test's PATH; prints why a check is skipped.
-fn have(tool: &str) -> bool {
-    let found = which::which(tool).is_ok();
-    if !found {
-        eprintln!("NOTE: `{tool}` is not installed; skipping the checks that need it");
-    }
-    found
-}
-
-/// The plist parsed by Python's plistlib, as JSON.
-fn parse_plist(path: &Path) -> Value {
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            "import plistlib,sys,json; print(json.dumps(plistlib.load(open(sys.argv[1],'rb'))))",
-        ])
-        .arg(path)
-        .output()
-        .expect("run python3");
-    serde_json::from_str(&assert_ok(&out)).expect("plistlib printed JSON")
 }
 
 /// Mode 0644 or tighter: no one else may write it, and it is not executable.
@@ -306,19 +286,6 @@ fn launchd_install_and_uninstall_twice() {
 }
 
 /// `systemd-analyze verify --user` on `unit`, with a private runtime dir.
-fn systemd_verify(s: &Setup, unit: &Path) -> Output {
-    let runtime = s.root.join("runtime");
-    let _ = fs::create_dir(&runtime);
-    fs::set_permissions(&runtime, fs::Permissions::from_mode(0o700)).unwrap();
-    Command::new("systemd-analyze")
-        .args(["verify", "--user"])
-        .arg(unit)
-        .env("HOME", &s.home)
-        .env("XDG_RUNTIME_DIR", &runtime)
-        .output()
-        .expect("run systemd-analyze")
-}
-
 #[test]
 fn systemd_unit_passes_systemd_analyze_verify() {
     if !have("systemd-analyze") {

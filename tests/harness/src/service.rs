@@ -11,6 +11,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use serde_json::Value;
+
 use crate::supervisor::supervisor_bin;
 use crate::worker_bin;
 
@@ -267,4 +269,40 @@ pub fn assert_ok(out: &Output) -> String {
         text(&out.stderr)
     );
     text(&out.stdout)
+}
+
+/// Whether `tool` is on the test's PATH; prints why a check is skipped.
+pub fn have(tool: &str) -> bool {
+    let found = which::which(tool).is_ok();
+    if !found {
+        eprintln!("NOTE: `{tool}` is not installed; skipping the checks that need it");
+    }
+    found
+}
+
+/// The plist parsed by Python's plistlib, as JSON.
+pub fn parse_plist(path: &Path) -> Value {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import plistlib,sys,json; print(json.dumps(plistlib.load(open(sys.argv[1],'rb'))))",
+        ])
+        .arg(path)
+        .output()
+        .expect("run python3");
+    serde_json::from_str(&assert_ok(&out)).expect("plistlib printed JSON")
+}
+
+/// `systemd-analyze verify --user UNIT` in `s`'s HOME.
+pub fn systemd_verify(s: &Setup, unit: &Path) -> Output {
+    let runtime = s.root.join("runtime");
+    let _ = fs::create_dir(&runtime);
+    fs::set_permissions(&runtime, fs::Permissions::from_mode(0o700)).unwrap();
+    Command::new("systemd-analyze")
+        .args(["verify", "--user"])
+        .arg(unit)
+        .env("HOME", &s.home)
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .output()
+        .expect("run systemd-analyze")
 }
