@@ -115,7 +115,8 @@ pub fn stop(data_dir: &DataDir, opts: &Options) -> Result<(), InstallError> {
     {
         return Err(InstallError::Failed(format!(
             "the supervisor (pid {supervisor}) is still running {} s after {} was told to \
-             stop it; {} says why",
+             stop it; {} says why. A supervisor started by hand is not the service's: \
+             stop it with `kill -TERM {supervisor}`",
             STOP_WAIT.as_secs(),
             manager.name(),
             manager_output(manager)
