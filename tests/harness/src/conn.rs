@@ -1,8 +1,9 @@
-//! A line client of a worker socket.
+//! A line client of a worker (or control) socket.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader, ErrorKind, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -25,20 +26,27 @@ impl Conn {
 
     /// Wraps a connected stream (read and write time out after `DEADLINE`).
     pub fn from_stream(stream: UnixStream) -> Conn {
-        stream
-            .set_read_timeout(Some(DEADLINE))
-            .expect("set a read timeout");
-        stream
-            .set_write_timeout(Some(DEADLINE))
-            .expect("set a write timeout");
-        Conn {
-            reader: BufReader::new(stream.try_clone().expect("clone a socket")),
+        Conn::with_timeout(stream, DEADLINE).expect("set up a socket: timeouts and a clone")
+    }
+
+    /// Connects to `sock`; reads and writes time out after `timeout`.
+    pub fn open(sock: &Path, timeout: Duration) -> io::Result<Conn> {
+        Conn::with_timeout(UnixStream::connect(sock)?, timeout)
+    }
+
+    /// Wraps a connected stream whose reads and writes time out after
+    /// `timeout`.
+    pub fn with_timeout(stream: UnixStream, timeout: Duration) -> io::Result<Conn> {
+        stream.set_read_timeout(Some(timeout))?;
+        stream.set_write_timeout(Some(timeout))?;
+        Ok(Conn {
+            reader: BufReader::new(stream.try_clone()?),
             stream,
-        }
+        })
     }
 
     /// Sends `line` plus a newline.
-    pub fn send(&mut self, line: &[u8]) -> std::io::Result<()> {
+    pub fn send(&mut self, line: &[u8]) -> io::Result<()> {
         let mut buf = Vec::with_capacity(line.len() + 1);
         buf.extend_from_slice(line);
         buf.push(b'\n');
@@ -46,14 +54,14 @@ impl Conn {
     }
 
     /// The next response line (without newline); `Ok(None)` at EOF.
-    pub fn recv(&mut self) -> std::io::Result<Option<String>> {
+    pub fn recv(&mut self) -> io::Result<Option<String>> {
         let mut line = String::new();
         if self.reader.read_line(&mut line)? == 0 {
             return Ok(None);
         }
         if line.pop() != Some('\n') {
             let what = format!("the connection ended inside a response line: {line:?}");
-            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, what));
+            return Err(io::Error::new(ErrorKind::UnexpectedEof, what));
         }
         Ok(Some(line))
     }
@@ -78,6 +86,12 @@ impl Conn {
         self.send(request.to_string().as_bytes()).ok()?;
         serde_json::from_str(&self.recv().ok()??).ok()
     }
+}
+
+/// Whether a connect failed because nobody listens: the socket refused
+/// (ECONNREFUSED) or is not there (ENOENT).
+pub fn refused(e: &io::Error) -> bool {
+    matches!(e.kind(), ErrorKind::ConnectionRefused | ErrorKind::NotFound)
 }
 
 /// Puts the small session `{"id": ID}` under `id`; the answer.

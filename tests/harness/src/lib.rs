@@ -1,13 +1,15 @@
-//! The test harness every integration test uses: a temp data directory,
-//! the real `worker` and `supervisor` binaries (killed when their guards
-//! drop), a line client for the socket and one generic `wait_until`.
+//! The harness every integration test and every bench uses: a temp data
+//! directory, the real `worker` and `supervisor` binaries (stopped when
+//! their guards drop), a line client for the socket, a tally of what a
+//! client loop saw, and the waits (`wait_until` for tests, `poll_until`
+//! for benches).
 
 use std::fs::{self, File};
 use std::os::fd::RawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -16,15 +18,16 @@ mod bins;
 mod conn;
 pub mod fdlimit;
 pub mod heal;
+pub mod launch;
 pub mod project;
 pub mod strace;
 pub mod supervisor;
 mod tally;
 mod worker;
 
-pub use bins::{built_bin, version_line, worker_bin};
-pub use conn::{ids, put_id, Conn};
-pub use tally::{request, Tally};
+pub use bins::{built_bin, version_line, worker_bin, Bins};
+pub use conn::{ids, put_id, refused, Conn};
+pub use tally::{request, request_line, Outcome, Tally};
 pub use worker::{run_to_exit, Worker};
 
 /// Generous: the machine running the tests may be slow and busy.
@@ -54,15 +57,26 @@ pub fn poll_until<T>(
     every: Duration,
     deadline: Duration,
     what: &str,
-    mut probe: impl FnMut() -> Option<T>,
+    probe: impl FnMut() -> Option<T>,
 ) -> T {
+    poll_for(every, deadline, probe)
+        .unwrap_or_else(|| panic!("timed out after {deadline:?} waiting for {what}"))
+}
+
+/// Like [`poll_until`], but `None` once `deadline` has passed: for a wait
+/// whose end has a fallback (a process that does not stop is killed).
+pub fn poll_for<T>(
+    every: Duration,
+    deadline: Duration,
+    mut probe: impl FnMut() -> Option<T>,
+) -> Option<T> {
     let start = Instant::now();
     loop {
         if let Some(value) = probe() {
-            return value;
+            return Some(value);
         }
         if start.elapsed() > deadline {
-            panic!("timed out after {deadline:?} waiting for {what}");
+            return None;
         }
         std::thread::sleep(every);
     }
@@ -192,14 +206,8 @@ impl TestDir {
         let n = self.logs.get() + 1;
         self.logs.set(n);
         let log = self.tmp.path().join(format!("worker-{n}.stderr"));
-        cmd.args(args).env_remove("SECOND_BRAIN_DATA_DIR");
-        for name in shared::launch::LAUNCH_ENV {
-            cmd.env_remove(name);
-        }
-        cmd.env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(File::create(&log).expect("create the log file"));
+        cmd.args(args);
+        launch::worker_env(&mut cmd, File::create(&log).expect("create the log file"));
         (cmd, log)
     }
 

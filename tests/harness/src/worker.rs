@@ -1,4 +1,4 @@
-//! A worker process a test starts, and its guard.
+//! A worker process a test or bench starts, and its guard.
 
 use std::fs;
 use std::os::unix::process::ExitStatusExt;
@@ -61,6 +61,14 @@ impl Worker {
             Some(Signal::SIGKILL as i32),
             "killed by SIGKILL"
         );
+    }
+
+    /// SIGTERM (the worker writes its final snapshot), then waits at most
+    /// `deadline` for it to exit; panics unless it exits 0.
+    pub fn stop(&mut self, deadline: Duration) {
+        self.signal(Signal::SIGTERM);
+        let status = self.wait_exit(deadline);
+        assert!(status.success(), "the worker stopped with {status}");
     }
 
     /// The exit status if the worker has exited.
