@@ -10,6 +10,9 @@ use std::time::{Duration, Instant, SystemTime};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
+/// How often a bench polls a condition it waits for (`harness::poll_until`).
+pub const POLL: Duration = Duration::from_millis(1);
+
 /// Variables of ours a child must not inherit from the caller, besides
 /// those of a launch (`shared::launch::LAUNCH_ENV`).
 pub const CHILD_ENV: &[&str] = &[
