@@ -32,10 +32,8 @@ pub(crate) struct PushSample {
 /// CLI's output, when it started, and when `building` started (from status).
 fn update_watched(sup: &Supervisor) -> (Output, SystemTime, Option<SystemTime>) {
     let started = SystemTime::now();
-    let mut child = clean_env(&mut Command::new(&sup.bin))
-        .arg("--data-dir")
-        .arg(&sup.data)
-        .arg("update")
+    let mut child = sup
+        .cli(&["update"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -55,7 +53,7 @@ fn update_watched(sup: &Supervisor) -> (Output, SystemTime, Option<SystemTime>) 
             "supervisor update did not finish"
         );
         if building.is_none() {
-            if let Some(s) = sup.status() {
+            if let Some(s) = supervisor::status(sup) {
                 if s["update"]["state"] == "building" {
                     building = s["update"]["step_started_at"]
                         .as_str()
@@ -102,7 +100,7 @@ pub(crate) fn warm_up(sup: &Supervisor, p: &Project, staging: &Path) -> (bool, f
         }
     );
     let seed = p.tip();
-    let from = sup.log_lines().len();
+    let from = log_lines(sup).len();
     let t = Instant::now();
     let (out, _, _) = update_watched(sup);
     let text = expect_ok(&out, "the warm-up update", sup);
@@ -111,11 +109,11 @@ pub(crate) fn warm_up(sup: &Supervisor, p: &Project, staging: &Path) -> (bool, f
         fmt_ms(ms(t.elapsed()))
     );
     // A supervisor change re-executes the supervisor after the answer.
-    let s = sup.wait_ready(|s| {
+    let s = wait_ready(sup, |s| {
         s["worker"]["commit"] == seed.as_str()
             && (!text.contains("replaces itself") || s["supervisor"]["commit"] == seed.as_str())
     });
-    let lines = parse_log(&sup.log_lines()[from..]);
+    let lines = parse_log(&log_lines(sup)[from..]);
     let build = find(&lines, 0, "built ")
         .and_then(|(_, l)| field(l, "took_ms"))
         .and_then(|v| v.parse().ok())
@@ -136,12 +134,12 @@ pub(crate) fn push_once(
     epoch_sys: SystemTime,
 ) -> PushSample {
     let (sha, push_at, push_wall) = p.push(n);
-    let from = sup.log_lines().len();
+    let from = log_lines(sup).len();
     let (out, started, building) = update_watched(sup);
     let text = expect_ok(&out, "supervisor update", sup);
     let ended = SystemTime::now();
     assert!(text.contains(&sha[..12]), "deployed something else: {text}");
-    let lines = parse_log(&sup.log_lines()[from..]);
+    let lines = parse_log(&log_lines(sup)[from..]);
     let need = |from: usize, prefix: &str| -> (usize, SystemTime) {
         let (i, l) = find(&lines, from, prefix).unwrap_or_else(|| {
             panic!(
