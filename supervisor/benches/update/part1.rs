@@ -38,34 +38,33 @@ fn update_watched(sup: &Supervisor) -> (Output, SystemTime, Option<SystemTime>) 
         .stderr(Stdio::piped())
         .spawn()
         .expect("run supervisor update");
-    let mut building = None;
-    let deadline = Instant::now() + UPDATE_DEADLINE;
-    loop {
+    let t0 = Instant::now();
+    let what = "supervisor update to finish";
+    // Status every 2 ms until it says `building` (or the CLI is done), then
+    // the CLI's exit every 50 ms, which leaves the build alone.
+    let building = harness::poll_until(Duration::from_millis(2), UPDATE_DEADLINE, what, || {
         if child
             .try_wait()
             .expect("wait for supervisor update")
             .is_some()
         {
-            break;
+            return Some(None);
         }
-        assert!(
-            Instant::now() < deadline,
-            "supervisor update did not finish"
-        );
-        if building.is_none() {
-            if let Some(s) = supervisor::status(sup) {
-                if s["update"]["state"] == "building" {
-                    building = s["update"]["step_started_at"]
-                        .as_str()
-                        .and_then(shared::time::parse_rfc3339);
-                }
-            }
+        let s = supervisor::status(sup)?;
+        if s["update"]["state"] != "building" {
+            return None;
         }
-        thread::sleep(Duration::from_millis(if building.is_none() {
-            2
-        } else {
-            50
-        }));
+        s["update"]["step_started_at"]
+            .as_str()
+            .and_then(shared::time::parse_rfc3339)
+            .map(Some)
+    });
+    if building.is_some() {
+        let left = UPDATE_DEADLINE.saturating_sub(t0.elapsed());
+        harness::poll_until(Duration::from_millis(50), left, what, || {
+            let status = child.try_wait().expect("wait for supervisor update");
+            status.map(drop)
+        });
     }
     let out = child.wait_with_output().expect("supervisor update output");
     (out, started, building)
