@@ -9,10 +9,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use harness::supervisor::{
-    alive, request, status_of, supervisor_cmd, worker_pid, Supervisor, Tally,
-};
-use harness::{wait_until, Conn, TestDir, DEADLINE};
+use harness::supervisor::{alive, status_of, supervisor_cmd, worker_pid, Supervisor};
+use harness::{request, wait_until, Conn, Tally, TestDir, DEADLINE};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::{json, Value};

@@ -11,10 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use harness::project::{append, commit_all, Project, BUILD_DEADLINE};
-use harness::supervisor::{
-    request, status_of, supervisor_cmd, worker_pid, KillOnDrop, Supervisor, Tally,
-};
-use harness::{git, wait_until, Conn, TestDir};
+use harness::supervisor::{status_of, supervisor_cmd, worker_pid, KillOnDrop, Supervisor};
+use harness::{git, request, wait_until, Conn, Tally, TestDir};
 use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 

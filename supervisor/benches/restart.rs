@@ -48,7 +48,6 @@
 //!
 //! With the defaults the run takes two to three minutes (after the build).
 
-use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -60,6 +59,9 @@ use std::time::{Duration, Instant};
 mod common;
 
 use common::*;
+use harness::launch::clean_env;
+use harness::supervisor::{control, Launch, Supervisor};
+use harness::{Bins, Conn};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
@@ -85,8 +87,6 @@ const GROWTH_TOLERANCE_KIB: u64 = 64;
 mod config;
 use config::*;
 
-// ---------------------------------------------------------------- binaries
-
 // ---------------------------------------------------------------- stats
 
 #[path = "restart/stats.rs"]
@@ -99,11 +99,11 @@ use stats::*;
 mod client;
 use client::*;
 
-// ---------------------------------------------------------------- supervisor
+// ---------------------------------------------------------------- ours
 
-#[path = "restart/supervisor.rs"]
-mod supervisor;
-use supervisor::*;
+#[path = "restart/ours.rs"]
+mod ours;
+use ours::*;
 
 // ---------------------------------------------------------------- baseline
 
@@ -126,7 +126,7 @@ use table::*;
 fn main() {
     // The knobs: BENCH_* or flags after `--` (`-- --help` lists them).
     let cfg = Config::from_env();
-    let bins = binaries();
+    let bins = Bins::beside(PathBuf::from(env!("CARGO_BIN_EXE_supervisor")));
     let mut tmp = tempfile::Builder::new()
         .prefix("supervisor-bench-")
         .tempdir_in(&cfg.tmpdir)
@@ -169,15 +169,15 @@ fn main() {
 
     // The pool for the crash samples, plus one supervisor for the kills in
     // a row. All start now so that they are stable by the time they are used.
-    let mut pool: Vec<Supervisor> = (0..cfg.pool)
-        .map(|i| Supervisor::spawn(&bins, &tmp.path().join(format!("sup{i}"))))
+    let mut pool: Vec<Ours> = (0..cfg.pool)
+        .map(|i| Ours::spawn(&bins, &tmp.path().join(format!("sup{i}"))))
         .collect();
-    let mut rapid_sup = Supervisor::spawn(&bins, &tmp.path().join("rapid"));
+    let mut rapid_sup = Ours::spawn(&bins, &tmp.path().join("rapid"));
     for sup in pool.iter_mut().chain(std::iter::once(&mut rapid_sup)) {
         sup.wait_ready();
     }
     thread::sleep(Duration::from_millis(500));
-    r.idle_rss = pool.iter().map(Supervisor::rss).collect();
+    r.idle_rss = pool.iter().map(Ours::rss).collect();
     println!("idle supervisor RSS: {}", r.idle_rss[0]);
 
     // While the pool's workers become stable: the baseline, then status.

@@ -68,13 +68,12 @@
 //! On a warm staging area the run takes a few minutes (mostly the release
 //! builds); the first run builds every dependency in release mode.
 
+use std::ffi::OsString;
 use std::fs;
-use std::io::{BufRead, BufReader, ErrorKind, Write};
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime};
@@ -82,6 +81,9 @@ use std::time::{Duration, Instant, SystemTime};
 mod common;
 
 use common::*;
+use harness::launch::clean_env;
+use harness::supervisor::{Launch, Supervisor};
+use harness::{request_line, Bins, Conn, Tally};
 use serde_json::{json, Value};
 
 /// Requests that fail over the swaps.
@@ -103,8 +105,6 @@ const SETTLE: Duration = Duration::from_millis(300);
 #[path = "update/config.rs"]
 mod config;
 use config::*;
-
-// ---------------------------------------------------------------- binaries
 
 // ---------------------------------------------------------------- stats
 
@@ -138,9 +138,13 @@ use log_events::*;
 
 // ---------------------------------------------------------------- clients
 
-#[path = "update/clients.rs"]
-mod clients;
-use clients::*;
+#[path = "update/load.rs"]
+mod load;
+use load::*;
+
+#[path = "update/windows.rs"]
+mod windows;
+use windows::*;
 
 // ---------------------------------------------------------------- part 1
 
@@ -170,7 +174,7 @@ fn main() {
     // The knobs: BENCH_* or flags after `--` (`-- --help` lists them).
     let mut cfg = Config::from_env();
     let load_start = loadavg();
-    let bins = binaries();
+    let bins = Bins::beside(PathBuf::from(env!("CARGO_BIN_EXE_supervisor")));
     let staging = cfg
         .staging
         .clone()
@@ -195,7 +199,7 @@ fn main() {
     let epoch = Instant::now();
     let epoch_sys = SystemTime::now();
     let p = Project::new(tmp.path());
-    let sup = Supervisor::spawn(&bins, &p, &staging, cfg.probation_ms);
+    let sup = supervisor::start(&bins, &p, &staging, cfg.probation_ms);
 
     // 1. Warm-up deploy, then the measured pushes.
     let (cold, warm_build) = warm_up(&sup, &p, &staging);

@@ -40,7 +40,7 @@ impl Naive {
 
     pub(crate) fn wait_serving(&self) {
         let pid = self.pid();
-        wait_until(Duration::from_secs(30), "the naive worker", || {
+        harness::poll_until(POLL, Duration::from_secs(30), "the naive worker", || {
             matches!(ping(&self.sock), Ping::Pid(p) if p == pid).then_some(())
         });
     }

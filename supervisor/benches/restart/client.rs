@@ -11,28 +11,21 @@ pub(crate) enum Ping {
 }
 
 pub(crate) fn ping(sock: &Path) -> Ping {
-    let mut stream = match UnixStream::connect(sock) {
+    let stream = match UnixStream::connect(sock) {
         Ok(s) => s,
-        Err(e)
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound
-            ) =>
-        {
-            return Ping::Refused
-        }
+        Err(e) if harness::refused(&e) => return Ping::Refused,
         Err(e) => return Ping::Other(format!("connect: {e}")),
     };
-    if let Err(e) = stream.set_read_timeout(Some(Duration::from_secs(20))) {
-        return Ping::Other(format!("set timeout: {e}"));
-    }
-    if stream.write_all(b"{\"op\":\"ping\"}\n").is_err() {
+    let mut conn = match Conn::with_timeout(stream, Duration::from_secs(20)) {
+        Ok(c) => c,
+        Err(e) => return Ping::Other(format!("set timeout: {e}")),
+    };
+    if conn.send(b"{\"op\":\"ping\"}").is_err() {
         return Ping::Dropped;
     }
-    let mut line = String::new();
-    match BufReader::new(stream).read_line(&mut line) {
-        Ok(0) => Ping::Dropped,
-        Ok(_) => match serde_json::from_str::<Value>(&line) {
+    match conn.recv() {
+        Ok(None) => Ping::Dropped,
+        Ok(Some(line)) => match serde_json::from_str::<Value>(&line) {
             Ok(v) if v["ok"] == true => match v["pid"].as_u64() {
                 Some(pid) => Ping::Pid(pid as u32),
                 None => Ping::Other(format!("no pid in {line:?}")),
@@ -119,7 +112,8 @@ impl Probe {
 
     pub(crate) fn wait_answers(&self, n: u64) {
         let start = self.state.answered.load(Ordering::Relaxed);
-        wait_until(
+        harness::poll_until(
+            POLL,
             Duration::from_secs(10),
             "the client's first answers",
             || (self.state.answered.load(Ordering::Relaxed) >= start + n).then_some(()),
@@ -127,7 +121,7 @@ impl Probe {
     }
 
     fn wait_new(&self, timeout: Duration) -> (Instant, u32) {
-        wait_until(timeout, "an answer from a new worker", || {
+        harness::poll_until(POLL, timeout, "an answer from a new worker", || {
             *self.state.first_new.lock().expect("probe lock")
         })
     }
@@ -183,17 +177,6 @@ pub(crate) fn measure(sock: &Path, old_pid: u32, act: impl FnOnce()) -> Sample {
         counts,
         new_pid,
     }
-}
-
-/// One request on the control socket, as the `supervisor` CLI sends it:
-/// `{"op":OP}` and a newline, one JSON line back.
-pub(crate) fn control(sock: &Path, op: &str, timeout: Duration) -> std::io::Result<Value> {
-    let mut stream = UnixStream::connect(sock)?;
-    stream.set_read_timeout(Some(timeout))?;
-    stream.write_all(format!("{{\"op\":\"{op}\"}}\n").as_bytes())?;
-    let mut line = String::new();
-    BufReader::new(stream).read_line(&mut line)?;
-    serde_json::from_str(&line).map_err(std::io::Error::other)
 }
 
 pub(crate) fn sigkill(pid: u32) {

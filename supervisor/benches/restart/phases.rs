@@ -53,7 +53,7 @@ pub(crate) fn baseline(bins: &Bins, root: &Path, cfg: &Config, r: &mut Results) 
     print_samples("SIGTERM, waitpid, spawn", &r.graceful_naive);
 }
 
-pub(crate) fn status_timing(sup: &Supervisor, cfg: &Config, r: &mut Results) {
+pub(crate) fn status_timing(sup: &Ours, cfg: &Config, r: &mut Results) {
     println!("status: {} fresh processes of each form", cfg.status_runs);
     for (args, out) in [
         (&["status", "--json"][..], &mut r.status_json_ms),
@@ -79,7 +79,7 @@ pub(crate) fn status_timing(sup: &Supervisor, cfg: &Config, r: &mut Results) {
 
 /// Crash samples, round-robin over the pool, each on a worker that has
 /// been ready for longer than the backoff's `stable_after`.
-pub(crate) fn crash_ours(pool: &mut [Supervisor], cfg: &Config, r: &mut Results) {
+pub(crate) fn crash_ours(pool: &mut [Ours], cfg: &Config, r: &mut Results) {
     println!(
         "ours: SIGKILL of a worker ready > {} s, round-robin over {} supervisors",
         STABLE_AFTER.as_secs(),
@@ -93,7 +93,7 @@ pub(crate) fn crash_ours(pool: &mut [Supervisor], cfg: &Config, r: &mut Results)
             thread::sleep(wait);
         }
         let old = sup.worker;
-        let s = measure(&sup.sock, old, || sigkill(old));
+        let s = measure(&sup.sock(), old, || sigkill(old));
         let pid = sup.wait_ready();
         assert_eq!(
             s.new_pid, pid,
@@ -108,7 +108,7 @@ pub(crate) fn crash_ours(pool: &mut [Supervisor], cfg: &Config, r: &mut Results)
         .map(|s| format!("{:.1}", ms(s.latency)))
         .collect();
     println!("  each (ms): {}", each.join(" "));
-    r.crash_delays = pool.iter().flat_map(Supervisor::backoff_delays).collect();
+    r.crash_delays = pool.iter().flat_map(Ours::backoff_delays).collect();
     println!(
         "  restart delays the supervisors logged (restart_in_ms): {:?}",
         r.crash_delays
@@ -117,7 +117,7 @@ pub(crate) fn crash_ours(pool: &mut [Supervisor], cfg: &Config, r: &mut Results)
 
 /// Kills in a row on one supervisor, each as soon as the restart is ready:
 /// shows the backoff policy.
-pub(crate) fn rapid(sup: &mut Supervisor, cfg: &Config, r: &mut Results) {
+pub(crate) fn rapid(sup: &mut Ours, cfg: &Config, r: &mut Results) {
     println!(
         "ours: {} SIGKILLs in a row, each once the previous restart is ready",
         cfg.rapid
@@ -128,7 +128,7 @@ pub(crate) fn rapid(sup: &mut Supervisor, cfg: &Config, r: &mut Results) {
     }
     for _ in 0..cfg.rapid {
         let old = sup.worker;
-        let s = measure(&sup.sock, old, || sigkill(old));
+        let s = measure(&sup.sock(), old, || sigkill(old));
         sup.wait_ready();
         r.rapid.push(s);
     }
@@ -141,7 +141,7 @@ pub(crate) fn rapid(sup: &mut Supervisor, cfg: &Config, r: &mut Results) {
     );
 }
 
-pub(crate) fn graceful(sup: &mut Supervisor, cfg: &Config, r: &mut Results) {
+pub(crate) fn graceful(sup: &mut Ours, cfg: &Config, r: &mut Results) {
     println!(
         "ours: `supervisor restart` x{} under the client loop",
         cfg.graceful
@@ -149,7 +149,7 @@ pub(crate) fn graceful(sup: &mut Supervisor, cfg: &Config, r: &mut Results) {
     for _ in 0..cfg.graceful {
         let old = sup.worker;
         let mut wall = Duration::ZERO;
-        let s = measure(&sup.sock.clone(), old, || {
+        let s = measure(&sup.sock(), old, || {
             let t = Instant::now();
             let o = sup.cli(&["restart"]);
             wall = t.elapsed();
@@ -183,12 +183,13 @@ pub(crate) fn graceful(sup: &mut Supervisor, cfg: &Config, r: &mut Results) {
     );
 }
 
-pub(crate) fn many_restarts(sup: &mut Supervisor, cfg: &Config, r: &mut Results) {
+pub(crate) fn many_restarts(sup: &mut Ours, cfg: &Config, r: &mut Results) {
     println!(
         "ours: {} restarts (control socket `restart`, as the CLI sends it) under the client loop",
         cfg.restarts
     );
-    let probe = Probe::start(&sup.sock, 0);
+    let probe = Probe::start(&sup.sock(), 0);
+    let ctl = sup.sup.control_sock();
     probe.wait_answers(WARM_ANSWERS);
     r.restart_rss.push((0, sup.rss()));
     let quarter = cfg.restarts.div_ceil(4);
@@ -196,7 +197,7 @@ pub(crate) fn many_restarts(sup: &mut Supervisor, cfg: &Config, r: &mut Results)
     let mut last = sup.worker;
     for i in 1..=cfg.restarts {
         let t = Instant::now();
-        let a = control(&sup.ctl, "restart", Duration::from_secs(60)).expect("restart request");
+        let a = control(&ctl, "restart", Duration::from_secs(60)).expect("restart request");
         r.restart_request_ms.push(ms(t.elapsed()));
         assert_eq!(a["ok"], true, "restart failed: {a}");
         let pid = a["worker"]["pid"].as_u64().expect("pid") as u32;

@@ -32,42 +32,39 @@ pub(crate) struct PushSample {
 /// CLI's output, when it started, and when `building` started (from status).
 fn update_watched(sup: &Supervisor) -> (Output, SystemTime, Option<SystemTime>) {
     let started = SystemTime::now();
-    let mut child = clean_env(&mut Command::new(&sup.bin))
-        .arg("--data-dir")
-        .arg(&sup.data)
-        .arg("update")
+    let mut child = sup
+        .cli(&["update"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("run supervisor update");
-    let mut building = None;
-    let deadline = Instant::now() + UPDATE_DEADLINE;
-    loop {
+    let t0 = Instant::now();
+    let what = "supervisor update to finish";
+    // Status every 2 ms until it says `building` (or the CLI is done), then
+    // the CLI's exit every 50 ms, which leaves the build alone.
+    let building = harness::poll_until(Duration::from_millis(2), UPDATE_DEADLINE, what, || {
         if child
             .try_wait()
             .expect("wait for supervisor update")
             .is_some()
         {
-            break;
+            return Some(None);
         }
-        assert!(
-            Instant::now() < deadline,
-            "supervisor update did not finish"
-        );
-        if building.is_none() {
-            if let Some(s) = sup.status() {
-                if s["update"]["state"] == "building" {
-                    building = s["update"]["step_started_at"]
-                        .as_str()
-                        .and_then(shared::time::parse_rfc3339);
-                }
-            }
+        let s = supervisor::status(sup)?;
+        if s["update"]["state"] != "building" {
+            return None;
         }
-        thread::sleep(Duration::from_millis(if building.is_none() {
-            2
-        } else {
-            50
-        }));
+        s["update"]["step_started_at"]
+            .as_str()
+            .and_then(shared::time::parse_rfc3339)
+            .map(Some)
+    });
+    if building.is_some() {
+        let left = UPDATE_DEADLINE.saturating_sub(t0.elapsed());
+        harness::poll_until(Duration::from_millis(50), left, what, || {
+            let status = child.try_wait().expect("wait for supervisor update");
+            status.map(drop)
+        });
     }
     let out = child.wait_with_output().expect("supervisor update output");
     (out, started, building)
@@ -102,7 +99,7 @@ pub(crate) fn warm_up(sup: &Supervisor, p: &Project, staging: &Path) -> (bool, f
         }
     );
     let seed = p.tip();
-    let from = sup.log_lines().len();
+    let from = log_lines(sup).len();
     let t = Instant::now();
     let (out, _, _) = update_watched(sup);
     let text = expect_ok(&out, "the warm-up update", sup);
@@ -111,11 +108,11 @@ pub(crate) fn warm_up(sup: &Supervisor, p: &Project, staging: &Path) -> (bool, f
         fmt_ms(ms(t.elapsed()))
     );
     // A supervisor change re-executes the supervisor after the answer.
-    let s = sup.wait_ready(|s| {
+    let s = wait_ready(sup, |s| {
         s["worker"]["commit"] == seed.as_str()
             && (!text.contains("replaces itself") || s["supervisor"]["commit"] == seed.as_str())
     });
-    let lines = parse_log(&sup.log_lines()[from..]);
+    let lines = parse_log(&log_lines(sup)[from..]);
     let build = find(&lines, 0, "built ")
         .and_then(|(_, l)| field(l, "took_ms"))
         .and_then(|v| v.parse().ok())
@@ -136,12 +133,12 @@ pub(crate) fn push_once(
     epoch_sys: SystemTime,
 ) -> PushSample {
     let (sha, push_at, push_wall) = p.push(n);
-    let from = sup.log_lines().len();
+    let from = log_lines(sup).len();
     let (out, started, building) = update_watched(sup);
     let text = expect_ok(&out, "supervisor update", sup);
     let ended = SystemTime::now();
     assert!(text.contains(&sha[..12]), "deployed something else: {text}");
-    let lines = parse_log(&sup.log_lines()[from..]);
+    let lines = parse_log(&log_lines(sup)[from..]);
     let need = |from: usize, prefix: &str| -> (usize, SystemTime) {
         let (i, l) = find(&lines, from, prefix).unwrap_or_else(|| {
             panic!(

@@ -24,7 +24,7 @@ pub(crate) fn swaps(sup: &Supervisor, cfg: &Config, epoch: Instant) -> Swaps {
         cfg.clients,
         cfg.pace.as_millis()
     );
-    let from = sup.log_lines().len();
+    let from = log_lines(sup).len();
     let load = Load::start(&sup.sock(), cfg, epoch, "swap");
     let us = |t: Instant| (t - epoch).as_micros() as u64;
     let mut windows = Vec::new();
@@ -34,7 +34,7 @@ pub(crate) fn swaps(sup: &Supervisor, cfg: &Config, epoch: Instant) -> Swaps {
         // Quiet time, long enough to hold this swap's steady window.
         thread::sleep(cfg.swap_gap.max(SETTLE + STEADY_LEAD + longest * 2));
         let t0 = Instant::now();
-        let (out, took) = sup.cli(&["restart"]);
+        let (out, took) = run_cli(sup, &["restart"]);
         let t1 = Instant::now();
         expect_ok(&out, &format!("restart {}", i + 1), sup);
         longest = longest.max(t1 - t0);
@@ -57,7 +57,7 @@ pub(crate) fn swaps(sup: &Supervisor, cfg: &Config, epoch: Instant) -> Swaps {
         steady.push((start, end));
         prev_end = e;
     }
-    let lines = parse_log(&sup.log_lines()[from..]);
+    let lines = parse_log(&log_lines(sup)[from..]);
     let mut to_ready = Vec::new();
     let mut at = 0;
     while let Some((i, l)) = find(&lines, at, "graceful worker restart") {

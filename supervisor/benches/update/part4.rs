@@ -46,7 +46,7 @@ pub(crate) fn noop_polls(sup: &Supervisor, p: &Project, cfg: &Config) -> Noop {
         thread::sleep(Duration::from_millis(100));
         let before = Cpu::of(pid);
         let sched = sched_ns(pid);
-        let (out, took) = sup.cli(&["update"]);
+        let (out, took) = run_cli(sup, &["update"]);
         let text = expect_ok(&out, "a no-op update", sup);
         assert!(text.contains("up to date"), "not a no-op: {text}");
         wall.push(ms(took));

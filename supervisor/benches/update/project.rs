@@ -51,7 +51,7 @@ impl Project {
     pub(crate) fn new(root: &Path) -> Project {
         let seed = root.join("seed");
         fs::create_dir(&seed).expect("create the seed dir");
-        let ws = workspace();
+        let ws = harness::project::workspace();
         let files = git(
             &ws,
             &["ls-files", "--cached", "--others", "--exclude-standard"],

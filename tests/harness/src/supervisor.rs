@@ -1,19 +1,20 @@
-//! The real `supervisor` process for the supervisor crate's tests: a guard
-//! that runs `supervisor run` in a test dir, `status --json`, and a client
-//! loop that counts refused connections and failed requests.
+//! The real `supervisor` process for the supervisor crate's tests and
+//! benches: a guard that runs `supervisor run` (in a test dir, or where a
+//! bench says), `status --json`, and requests on its control socket.
 
+use std::ffi::OsString;
 use std::fs;
-use std::io::ErrorKind;
+use std::io::{self, ErrorKind};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use serde_json::Value;
+use serde_json::{json, Value};
 
+use super::launch::{clean_env, stop_child, STOP_GRACE};
 use super::{wait_until, Conn, TestDir, DEADLINE};
 
 /// The `supervisor` binary of this workspace, built if stale.
@@ -33,13 +34,44 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// A running `supervisor run`; SIGKILLed (and its worker with it) on drop.
+/// A running `supervisor run`; when dropped, SIGKILLed (and its worker
+/// with it) if a test started it, stopped with SIGTERM if a bench did.
 pub struct Supervisor {
     child: Child,
+    /// The supervisor binary it runs.
+    pub bin: PathBuf,
     pub data: PathBuf,
     pub logs: PathBuf,
     stderr: PathBuf,
     status: Option<ExitStatus>,
+    on_drop: OnDrop,
+}
+
+/// What dropping a [`Supervisor`] that still runs does.
+#[derive(Debug, Clone, Copy)]
+enum OnDrop {
+    Kill,
+    /// SIGTERM (its worker writes its sessions), SIGKILL after a grace.
+    Stop,
+}
+
+/// A `supervisor run` as a bench starts it: its own binary (a release
+/// build), directories, flags and environment. Tests use
+/// [`Supervisor::start`] and its kin.
+#[derive(Debug, Clone, Default)]
+pub struct Launch {
+    /// The supervisor binary.
+    pub bin: PathBuf,
+    pub data: PathBuf,
+    pub logs: PathBuf,
+    /// The file its stderr goes to (its directory must exist).
+    pub stderr: PathBuf,
+    /// Flags of `run` after `--log-dir`; `--poll-interval-ms 0` unless
+    /// they set it.
+    pub args: Vec<OsString>,
+    /// Set after the environment is cleaned (`launch::clean_env`), e.g.
+    /// `RUST_LOG`.
+    pub env: Vec<(OsString, OsString)>,
 }
 
 pub fn supervisor_cmd(data: &Path, args: &[&str]) -> Command {
@@ -117,12 +149,13 @@ impl Supervisor {
                 .unwrap()
                 .as_nanos()
         ));
+        let bin = supervisor_bin();
         let mut cmd = match wrapper.split_first() {
             None => supervisor_cmd(&dir.data, &["run"]),
             Some((program, rest)) => {
                 let mut cmd = Command::new(program);
                 cmd.args(rest)
-                    .arg(supervisor_bin())
+                    .arg(&bin)
                     .arg("--data-dir")
                     .arg(&dir.data)
                     .arg("run")
@@ -148,10 +181,54 @@ impl Supervisor {
             .expect("spawn the supervisor");
         Supervisor {
             child,
+            bin,
             data: dir.data.clone(),
             logs,
             stderr,
             status: None,
+            on_drop: OnDrop::Kill,
+        }
+    }
+
+    /// Starts `launch` in a clean environment (`launch::clean_env`), its
+    /// stdout closed. Dropped, it is stopped with SIGTERM, then SIGKILLed
+    /// after `launch::STOP_GRACE`.
+    pub fn launch(launch: Launch) -> Supervisor {
+        let Launch {
+            bin,
+            data,
+            logs,
+            stderr,
+            args,
+            env,
+        } = launch;
+        let mut cmd = Command::new(&bin);
+        clean_env(&mut cmd)
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("run")
+            .arg("--log-dir")
+            .arg(&logs);
+        if !args.iter().any(|a| a == "--poll-interval-ms") {
+            cmd.args(["--poll-interval-ms", "0"]);
+        }
+        let file = fs::File::create(&stderr)
+            .unwrap_or_else(|e| panic!("create {}: {e}", stderr.display()));
+        let child = cmd
+            .args(&args)
+            .envs(env)
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("start the supervisor");
+        Supervisor {
+            child,
+            bin,
+            data,
+            logs,
+            stderr,
+            status: None,
+            on_drop: OnDrop::Stop,
         }
     }
 
@@ -161,6 +238,27 @@ impl Supervisor {
 
     pub fn sock(&self) -> PathBuf {
         self.data.join("worker.sock")
+    }
+
+    /// The control socket the `supervisor` CLI talks to.
+    pub fn control_sock(&self) -> PathBuf {
+        shared::paths::DataDir::new(&self.data).supervisor_sock()
+    }
+
+    /// `{"op": OP}` on the control socket: [`control`].
+    pub fn control(&self, op: &str, timeout: Duration) -> io::Result<Value> {
+        control(&self.control_sock(), op, timeout)
+    }
+
+    /// `supervisor --data-dir <data> ARGS…` of this guard's binary, in a
+    /// clean environment (`launch::clean_env`): a fresh CLI process.
+    pub fn cli(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(&self.bin);
+        clean_env(&mut cmd)
+            .arg("--data-dir")
+            .arg(&self.data)
+            .args(args);
+        cmd
     }
 
     pub fn status(&self) -> (i32, Option<Value>) {
@@ -223,18 +321,26 @@ impl Supervisor {
         kill(Pid::from_raw(self.pid() as i32), sig).unwrap();
     }
 
-    /// The text of every log file whose name starts with `prefix`. A file
-    /// that retention deletes between the listing and the read is skipped.
+    /// The text of every log file whose name starts with `prefix`, oldest
+    /// file first (by name). A file that retention deletes between the
+    /// listing and the read is skipped.
     pub fn log_text(&self, prefix: &str) -> String {
+        let mut files: Vec<PathBuf> = fs::read_dir(&self.logs)
+            .into_iter()
+            .flatten()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
+            })
+            .collect();
+        files.sort();
         let mut out = String::new();
-        for e in fs::read_dir(&self.logs).into_iter().flatten() {
-            let e = e.unwrap();
-            if e.file_name().to_string_lossy().starts_with(prefix) {
-                match fs::read_to_string(e.path()) {
-                    Ok(text) => out.push_str(&text),
-                    Err(err) if err.kind() == ErrorKind::NotFound => {}
-                    Err(err) => panic!("read {}: {err}", e.path().display()),
-                }
+        for path in files {
+            match fs::read_to_string(&path) {
+                Ok(text) => out.push_str(&text),
+                Err(err) if err.kind() == ErrorKind::NotFound => {}
+                Err(err) => panic!("read {}: {err}", path.display()),
             }
         }
         out
@@ -244,8 +350,13 @@ impl Supervisor {
 impl Drop for Supervisor {
     fn drop(&mut self) {
         if self.try_exit().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+            match self.on_drop {
+                OnDrop::Kill => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                }
+                OnDrop::Stop => stop_child(&mut self.child, STOP_GRACE),
+            }
         }
         if std::thread::panicking() {
             eprintln!("---- supervisor stderr ----\n{}", self.stderr_text());
@@ -263,6 +374,17 @@ pub fn status_of(data: &Path) -> (i32, Option<Value>) {
     (code, serde_json::from_slice(&out.stdout).ok())
 }
 
+/// One request on a supervisor's control socket as the `supervisor` CLI
+/// sends it (`{"op": OP}` and a newline), and the one JSON line back.
+pub fn control(sock: &Path, op: &str, timeout: Duration) -> io::Result<Value> {
+    let mut conn = Conn::open(sock, timeout)?;
+    conn.send(json!({ "op": op }).to_string().as_bytes())?;
+    let line = conn
+        .recv()?
+        .ok_or_else(|| io::Error::new(ErrorKind::UnexpectedEof, "no answer"))?;
+    serde_json::from_str(&line).map_err(io::Error::other)
+}
+
 /// Whether `pid` runs: it exists and is not a zombie (a zombie has exited;
 /// only its parent has not reaped it yet). Panics if `ps` cannot tell.
 pub fn alive(pid: u32) -> bool {
@@ -271,77 +393,4 @@ pub fn alive(pid: u32) -> bool {
 
 pub fn worker_pid(status: &Value) -> u32 {
     status["worker"]["pid"].as_u64().expect("worker pid") as u32
-}
-
-/// What a client loop saw.
-#[derive(Default, Debug)]
-pub struct Tally {
-    pub ok: AtomicU64,
-    pub refused: AtomicU64,
-    pub failed: AtomicU64,
-    pub retried: AtomicU64,
-}
-
-impl Tally {
-    /// Asserts that no connection was refused and no request failed.
-    pub fn assert_clean(&self) {
-        assert_eq!(
-            self.refused.load(Ordering::Relaxed),
-            0,
-            "refused connections: {self:?}"
-        );
-        assert_eq!(
-            self.failed.load(Ordering::Relaxed),
-            0,
-            "failed requests: {self:?}"
-        );
-    }
-}
-
-/// One request on `conn`, reconnecting once when the connection was closed
-/// before any answer (a worker being replaced closes kept-alive connections
-/// between requests; a request it did not answer was not executed).
-pub fn request(sock: &Path, conn: &mut Option<Conn>, req: &Value, tally: &Tally) -> Option<Value> {
-    for attempt in 0..2 {
-        if conn.is_none() {
-            match std::os::unix::net::UnixStream::connect(sock) {
-                Ok(stream) => *conn = Some(Conn::from_stream(stream)),
-                Err(e)
-                    if matches!(e.kind(), ErrorKind::ConnectionRefused | ErrorKind::NotFound) =>
-                {
-                    tally.refused.fetch_add(1, Ordering::Relaxed);
-                    return None;
-                }
-                Err(_) => {
-                    tally.failed.fetch_add(1, Ordering::Relaxed);
-                    return None;
-                }
-            }
-        }
-        let Some(c) = conn.as_mut() else {
-            tally.failed.fetch_add(1, Ordering::Relaxed);
-            return None;
-        };
-        let sent = c.send(req.to_string().as_bytes());
-        match (sent, c.recv()) {
-            (Ok(()), Ok(Some(line))) => {
-                let v: Value = serde_json::from_str(&line).unwrap();
-                if v["ok"] == true {
-                    tally.ok.fetch_add(1, Ordering::Relaxed);
-                    return Some(v);
-                }
-                tally.failed.fetch_add(1, Ordering::Relaxed);
-                eprintln!("error answer: {v}");
-                return None;
-            }
-            _ => {
-                *conn = None;
-                if attempt == 0 {
-                    tally.retried.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        }
-    }
-    tally.failed.fetch_add(1, Ordering::Relaxed);
-    None
 }

@@ -259,28 +259,24 @@ pub(crate) fn naive_cell(
     }
 }
 
-pub(crate) fn spawn_worker(dir: &DataDir, log: &Path) -> Child {
+/// How long the bench waits for a worker to answer or to stop.
+pub(crate) const WORKER_DEADLINE: Duration = Duration::from_secs(300);
+
+pub(crate) fn spawn_worker(dir: &DataDir, log: &Path) -> Worker {
     spawn_worker_with(Command::new(env!("CARGO_BIN_EXE_worker")), dir, log)
 }
 
-/// Starts `cmd` (the worker binary, or a command that runs it) on `dir`.
-pub(crate) fn spawn_worker_with(mut cmd: Command, dir: &DataDir, log: &Path) -> Child {
-    let log = OpenOptions::new()
+/// Starts `cmd` (the worker binary, or a command that runs it) on `dir`,
+/// in the harness's worker environment, its stderr appended to `log`.
+pub(crate) fn spawn_worker_with(mut cmd: Command, dir: &DataDir, log: &Path) -> Worker {
+    let file = OpenOptions::new()
         .create(true)
         .append(true)
         .open(log)
         .expect("open the worker log");
-    cmd.arg("--data-dir")
-        .arg(dir.root())
-        .env("RUST_LOG", "info");
-    for name in shared::launch::LAUNCH_ENV {
-        cmd.env_remove(name);
-    }
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("spawn the worker binary")
+    cmd.arg("--data-dir").arg(dir.root());
+    harness::launch::worker_env(&mut cmd, file);
+    Worker::spawn(cmd, log.to_path_buf(), dir.worker_sock())
 }
 
 pub(crate) fn connect(sock: &Path) -> Client {
@@ -310,43 +306,34 @@ pub(crate) fn expect_ok(response: &str, what: &str) {
 /// Spawned a moment ago at `t0`: waits for the socket, then times the first
 /// answered `ping` and the first answered `get` of `probe` since `t0`.
 pub(crate) fn first_answers(
-    child: &mut Child,
-    sock: &Path,
+    worker: &mut Worker,
     t0: Instant,
     probe: &str,
     log: &Path,
 ) -> (Client, Duration, Duration) {
-    let mut client = loop {
-        match Client::connect(sock, Duration::from_secs(120)) {
-            Ok(c) => break c,
+    let sock = worker.sock.clone();
+    let mut client = harness::poll_until(
+        Duration::from_micros(250),
+        WORKER_DEADLINE,
+        "the worker to answer",
+        || match Client::connect(&sock, Duration::from_secs(120)) {
+            Ok(c) => Some(c),
             Err(_) => {
-                if let Some(status) = child.try_wait().expect("poll the worker") {
+                if let Some(status) = worker.try_exit() {
                     panic!(
                         "the worker exited ({status}) before answering; see {}",
                         log.display()
                     );
                 }
-                assert!(
-                    t0.elapsed() < Duration::from_secs(300),
-                    "the worker never answered"
-                );
-                std::thread::sleep(Duration::from_micros(250));
+                None
             }
-        }
-    };
+        },
+    );
     expect_ok(&client.call_line(r#"{"op":"ping"}"#).expect("ping"), "ping");
     let ping = t0.elapsed();
     let get = format!(r#"{{"op":"get","id":"{probe}"}}"#);
     expect_ok(&client.call_line(&get).expect("get"), "get");
     (client, ping, t0.elapsed())
-}
-
-/// SIGTERM, then wait: the worker writes its final snapshot and exits 0.
-pub(crate) fn stop_worker(mut child: Child) {
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("signal the worker");
-    let status = child.wait().expect("wait for the worker");
-    assert!(status.success(), "the worker stopped with {status}");
 }
 
 pub(crate) fn socket_stats(client: &mut Client) -> CommitStats {

@@ -1,11 +1,11 @@
 //! One flush delay's processes, and the cells measured through them.
 
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Stdio};
 use std::time::{Duration, Instant};
 
+use harness::{Conn, Worker};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use shared::client::Client;
@@ -15,7 +15,7 @@ use tokio::runtime::Runtime;
 use super::super::{
     expect_ok, first_answers, payload, populate_ours, rng_for, session_id, socket_put,
     socket_stats, spawn_worker_with, thread_cell, wait_checkpoint_idle, CommitStats, Measured,
-    Slice,
+    Slice, WORKER_DEADLINE,
 };
 use super::floor::{self, Floor};
 use super::{delay_label, flushing, Inject, CHILD_ENV, PIPELINE};
@@ -27,7 +27,7 @@ pub(super) struct Lane {
     sessions: usize,
     sock_dir: DataDir,
     /// The worker, or strace running it.
-    worker: Child,
+    worker: Worker,
     worker_pid: Pid,
     control: Client,
     /// The bench binary as a child for (b) and the bare loop (or strace).
@@ -57,13 +57,7 @@ impl Lane {
             &sock_dir,
             log,
         );
-        let (mut control, _, _) = first_answers(
-            &mut worker,
-            &sock_dir.worker_sock(),
-            t0,
-            &session_id(n - 1),
-            log,
-        );
+        let (mut control, _, _) = first_answers(&mut worker, t0, &session_id(n - 1), log);
         let pong = control.call_line(r#"{"op":"ping"}"#).expect("ping");
         let v: serde_json::Value = serde_json::from_str(&pong).expect("ping answers JSON");
         let pid = v["pid"]
@@ -190,7 +184,7 @@ impl Lane {
     pub(super) fn finish(mut self) {
         self.stopped = true;
         kill(self.worker_pid, Signal::SIGTERM).expect("signal the worker");
-        let status = self.worker.wait().expect("wait for the worker");
+        let status = self.worker.wait_exit(WORKER_DEADLINE);
         assert!(status.success(), "the worker stopped with {status}");
         drop(self.to_child.take());
         let status = self.child.wait().expect("wait for the (b) process");
@@ -200,12 +194,12 @@ impl Lane {
 }
 
 impl Drop for Lane {
-    /// A bench that panics leaves no worker behind (the child ends when
-    /// its stdin closes).
+    /// A bench that panics leaves no worker behind: SIGKILL to the worker
+    /// itself (strace may run it), then the guard reaps what it started.
+    /// The child ends when its stdin closes.
     fn drop(&mut self) {
         if !self.stopped {
             let _ = kill(self.worker_pid, Signal::SIGKILL);
-            let _ = self.worker.wait();
         }
     }
 }
@@ -214,14 +208,9 @@ impl Drop for Lane {
 /// in a loop. The worker may write a burst's answers together, so the
 /// window starts and ends at the end of a burst: whole bursts only.
 fn pipelined_cell(slice: Slice, sock: &Path, sessions: usize) -> Measured {
-    let stream = UnixStream::connect(sock).expect("connect to the worker");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(120)))
-        .expect("read timeout");
-    let mut reader = BufReader::new(stream.try_clone().expect("clone the stream"));
-    let mut writer = stream;
+    let mut conn = Conn::open(sock, Duration::from_secs(120)).expect("connect to the worker");
     let mut rng = rng_for(0);
-    let (mut seq, mut line) = (0u64, String::new());
+    let mut seq = 0u64;
     let mut burst = || {
         let mut puts = String::new();
         for _ in 0..PIPELINE {
@@ -232,10 +221,15 @@ fn pipelined_cell(slice: Slice, sock: &Path, sessions: usize) -> Measured {
             ));
             seq += 1;
         }
-        writer.write_all(puts.as_bytes()).expect("send the puts");
+        // The whole burst in one write: `Conn::send` is one line.
+        conn.stream
+            .write_all(puts.as_bytes())
+            .expect("send the puts");
         for _ in 0..PIPELINE {
-            line.clear();
-            reader.read_line(&mut line).expect("read an answer");
+            let line = conn
+                .recv()
+                .expect("read an answer")
+                .expect("an answer, not EOF");
             expect_ok(&line, "a pipelined put");
         }
     };

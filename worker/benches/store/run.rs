@@ -137,13 +137,12 @@ pub(crate) fn measure_restore(cfg: &Config, dir: &DataDir, n: usize, log: &Path)
     let (mut pings, mut gets) = (Vec::new(), Vec::new());
     for _ in 0..cfg.restore_reps {
         let t0 = Instant::now();
-        let mut child = spawn_worker(dir, log);
-        let (client, ping, get) =
-            first_answers(&mut child, &dir.worker_sock(), t0, &session_id(n / 2), log);
+        let mut worker = spawn_worker(dir, log);
+        let (client, ping, get) = first_answers(&mut worker, t0, &session_id(n / 2), log);
         pings.push(ping);
         gets.push(get);
         drop(client);
-        stop_worker(child);
+        worker.stop(WORKER_DEADLINE);
     }
     let mut opens = Vec::new();
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -15,7 +15,7 @@ pub(crate) struct Setup {
     pub(crate) naive: Naive,
     pub(crate) naive_cap: u64,
     pub(crate) sock_dir: DataDir,
-    pub(crate) worker: Child,
+    pub(crate) worker: Worker,
     pub(crate) control: Client,
 }
 
@@ -93,13 +93,7 @@ impl Setup {
         // (d) the worker binary on its own copy.
         let t0 = Instant::now();
         let mut worker = spawn_worker(&sock_dir, log);
-        let (control, ping, get) = first_answers(
-            &mut worker,
-            &sock_dir.worker_sock(),
-            t0,
-            &session_id(n - 1),
-            log,
-        );
+        let (control, ping, get) = first_answers(&mut worker, t0, &session_id(n - 1), log);
         results.line(format!(
             "worker {size:>7}: spawn -> first ping answered in {}, first get in {}",
             ms(ping),
@@ -192,7 +186,8 @@ impl Setup {
             .expect("the sqlite writer panicked");
         drop(self.naive);
         drop(self.control);
-        stop_worker(self.worker);
+        let mut worker = self.worker;
+        worker.stop(WORKER_DEADLINE);
         for d in [
             self.ours_dir.root(),
             self.sqlite_dir.as_path(),
