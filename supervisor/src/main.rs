@@ -7,8 +7,9 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use shared::config::{self, ConfigError};
 use shared::paths::DataDir;
+use supervisor::doctor::DoctorArgs;
 use supervisor::startup::RunArgs;
-use supervisor::{commands, install, startup};
+use supervisor::{commands, doctor, install, startup};
 
 #[derive(Parser)]
 #[command(
@@ -54,6 +55,8 @@ enum Command {
     },
     /// Stop and remove the per-user service; keeps data, logs and the copied binaries
     Uninstall(ServiceArgs),
+    /// Check the installed service, one line each (exit 0 all pass, 1 otherwise)
+    Doctor(DoctorArgs),
 }
 
 #[derive(Args)]
@@ -72,6 +75,7 @@ fn main() -> ExitCode {
     // The worker, git and cargo inherit the raised limit; `run` logs it.
     let open_files = shared::fdlimit::raise();
     let cli = Cli::parse();
+    let data_dir_flag = cli.data_dir.clone();
     let data_dir = match config::data_dir(cli.data_dir) {
         Ok(d) => DataDir::new(d),
         Err(e) => return config_error(e),
@@ -94,6 +98,7 @@ fn main() -> ExitCode {
             worker_bin,
         } => service(args, worker_bin, install::install),
         Command::Uninstall(args) => service(args, None, install::uninstall),
+        Command::Doctor(args) => doctor::run(data_dir_flag, args, &open_files),
     };
     ExitCode::from(status as u8)
 }
