@@ -13,8 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Output, Stdio};
 
 use harness::service::{assert_ok, text, Manager, Setup};
-use harness::{git, wait_until, worker_bin, Conn, DEADLINE};
-use serde_json::{json, Value};
+use harness::{git, wait_until, worker_bin, DEADLINE};
 
 /// What `doctor` checks, in the order it prints them.
 const CHECKS: [&str; 14] = [
@@ -108,11 +107,6 @@ impl Service {
             },
         );
         running
-    }
-
-    fn status(&self) -> Value {
-        let out = self.s.command(&["status", "--json"]).output().unwrap();
-        serde_json::from_slice(&out.stdout).expect("status answers")
     }
 
     /// `supervisor doctor` in the person's environment (which does not
@@ -299,31 +293,44 @@ fn a_data_directory_others_may_read_fails_its_check() {
     );
 }
 
+/// The store made to fail for real: strace injects the errors (Linux).
 #[cfg(target_os = "linux")]
-#[test]
-fn a_degraded_store_fails_the_store_check_with_its_error() {
-    let service = Service::install("systemd");
-    // From the third put on, every data sync and journal write fails: the
-    // store stays degraded.
-    let traced = harness::heal::traced_worker_script(
-        &service.s.root,
-        &[
-            "inject=fdatasync:error=EIO:when=3+",
-            "inject=pwrite64:error=EIO:when=4+",
-        ],
-    );
-    let _running = service.start(Some(&traced));
-    let mut conn = Conn::connect(&service.s.data.join("worker.sock"));
-    for id in ["a0", "a1", "lost"] {
-        conn.call(&json!({"op": "put", "id": id, "data": {"n": 1}}));
+mod degraded {
+    use harness::Conn;
+    use serde_json::{json, Value};
+
+    use super::*;
+
+    fn status(service: &Service) -> Value {
+        let out = service.s.command(&["status", "--json"]).output().unwrap();
+        serde_json::from_slice(&out.stdout).expect("status answers")
     }
-    wait_until(DEADLINE, "status to show the store degraded", || {
-        (service.status()["store"]["state"] == "degraded").then_some(())
-    });
-    let line = only_failure(&service.doctor(), "store");
-    assert!(line.starts_with("✗ store: DEGRADED since "), "{line}");
-    assert!(line.contains("Input/output error"), "{line}");
-    assert!(line.contains("To fix: free disk space"), "{line}");
+
+    #[test]
+    fn a_degraded_store_fails_the_store_check_with_its_error() {
+        let service = Service::install("systemd");
+        // From the third put on, every data sync and journal write fails:
+        // the store stays degraded.
+        let traced = harness::heal::traced_worker_script(
+            &service.s.root,
+            &[
+                "inject=fdatasync:error=EIO:when=3+",
+                "inject=pwrite64:error=EIO:when=4+",
+            ],
+        );
+        let _running = service.start(Some(&traced));
+        let mut conn = Conn::connect(&service.s.data.join("worker.sock"));
+        for id in ["a0", "a1", "lost"] {
+            conn.call(&json!({"op": "put", "id": id, "data": {"n": 1}}));
+        }
+        wait_until(DEADLINE, "status to show the store degraded", || {
+            (status(&service)["store"]["state"] == "degraded").then_some(())
+        });
+        let line = only_failure(&service.doctor(), "store");
+        assert!(line.starts_with("✗ store: DEGRADED since "), "{line}");
+        assert!(line.contains("Input/output error"), "{line}");
+        assert!(line.contains("To fix: free disk space"), "{line}");
+    }
 }
 
 #[test]
