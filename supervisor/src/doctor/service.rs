@@ -18,7 +18,7 @@ fn bounded(program: &str, args: &[&str]) -> Result<VersionRun, String> {
 }
 
 /// Why a bounded run gave no answer, naming `program`.
-pub fn failure(program: &str, f: &VersionFailure) -> String {
+fn failure(program: &str, f: &VersionFailure) -> String {
     match f {
         VersionFailure::Spawn(e) if e.kind() == std::io::ErrorKind::NotFound => {
             format!("`{program}` is not on PATH")
