@@ -5,29 +5,17 @@
 //! worker has repaired it by itself; the supervisor logs each change once.
 #![cfg(target_os = "linux")]
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use harness::strace::require_strace;
+use harness::heal::traced_worker_script;
 use harness::supervisor::{status_of, supervisor_cmd, worker_pid, Supervisor};
-use harness::{ids, put_id as put, wait_until, worker_bin, Conn, TestDir, DEADLINE};
+use harness::{ids, put_id as put, wait_until, Conn, TestDir, DEADLINE};
 use serde_json::{json, Value};
 
 /// Writes `dir/traced-worker`: `strace … worker "$@"` with `inject`.
 fn wrapper(dir: &TestDir, inject: &[&str]) -> PathBuf {
-    require_strace();
-    let path = dir.root().join("traced-worker");
-    let mut script = String::from("#!/bin/sh\nexec strace -f -qq -o /dev/null");
-    script.push_str(" -e trace=fdatasync,pwrite64");
-    for i in inject {
-        script.push_str(&format!(" -e {i}"));
-    }
-    script.push_str(&format!(" '{}' \"$@\"\n", worker_bin().display()));
-    std::fs::write(&path, script).expect("write the wrapper");
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
-        .expect("make the wrapper executable");
-    path
+    traced_worker_script(dir.root(), inject)
 }
 
 /// `supervisor status` for a person: (exit code, what it printed).

@@ -6,6 +6,7 @@ pub mod backoff;
 pub mod binary;
 pub mod commands;
 pub mod control;
+pub mod doctor;
 pub mod exe;
 pub mod install;
 pub mod logs;

@@ -8,8 +8,9 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 use shared::completions;
 use shared::config::{self, ConfigError};
 use shared::paths::DataDir;
+use supervisor::doctor::DoctorArgs;
 use supervisor::startup::RunArgs;
-use supervisor::{commands, install, startup};
+use supervisor::{commands, doctor, install, startup};
 
 #[derive(Parser)]
 #[command(
@@ -64,6 +65,8 @@ enum Command {
         #[arg(value_enum)]
         shell: completions::Shell,
     },
+    /// Check the installed service, one line each (exit 0 all pass, 1 otherwise)
+    Doctor(DoctorArgs),
 }
 
 #[derive(Args)]
@@ -85,6 +88,7 @@ fn main() -> ExitCode {
     if let Command::Completions { shell } = cli.command {
         return ExitCode::from(completions::print(shell, Cli::command(), "supervisor") as u8);
     }
+    let data_dir_flag = cli.data_dir.clone();
     let data_dir = match config::data_dir(cli.data_dir) {
         Ok(d) => DataDir::new(d),
         Err(e) => return config_error(e),
@@ -110,6 +114,7 @@ fn main() -> ExitCode {
         Command::Start(args) => service(args, None, install::start),
         Command::Stop(args) => service(args, None, install::stop),
         Command::Completions { .. } => unreachable!("handled before the data dir"),
+        Command::Doctor(args) => doctor::run(data_dir_flag, args, &open_files),
     };
     ExitCode::from(status as u8)
 }

@@ -41,7 +41,7 @@ pub fn find_tool(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// What `BIN --version` printed and how it ended.
+/// What `BIN --version` (or another bounded run) printed and how it ended.
 pub struct VersionRun {
     pub status: std::process::ExitStatus,
     /// stdout then stderr.
@@ -55,7 +55,7 @@ impl VersionRun {
     }
 }
 
-/// Why `BIN --version` gave no answer.
+/// Why `BIN --version` (or another bounded run) gave no answer.
 pub enum VersionFailure {
     Spawn(std::io::Error),
     Wait(std::io::Error),
@@ -66,8 +66,14 @@ pub enum VersionFailure {
 /// kills the group after `timeout`. Blocking.
 pub fn run_version(bin: &Path, timeout: Duration) -> Result<VersionRun, VersionFailure> {
     let mut cmd = Command::new(bin);
+    cmd.arg("--version");
+    run_bounded(cmd, timeout)
+}
+
+/// Runs `cmd` with stdin closed, in its own process group, and kills the
+/// group after `timeout`: what it printed and how it ended. Blocking.
+pub fn run_bounded(mut cmd: Command, timeout: Duration) -> Result<VersionRun, VersionFailure> {
     crate::signals::unblocked(&mut cmd)
-        .arg("--version")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -95,18 +101,49 @@ pub fn run_version(bin: &Path, timeout: Duration) -> Result<VersionRun, VersionF
     }
 }
 
+/// Why `TOOL --version` did not show that the tool runs: what happened,
+/// and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolFailure {
+    pub what: String,
+    pub todo: String,
+}
+
+impl std::fmt::Display for ToolFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}; {}", self.what, self.todo)
+    }
+}
+
 /// Runs `TOOL --version` (see [`run_version`]). `Ok`: the first line it
 /// printed. `Err`: why it does not run and what to do, naming `tool`.
 pub fn version(tool: &Path, timeout: Duration) -> Result<String, String> {
+    let mut cmd = Command::new(tool);
+    cmd.arg("--version");
+    version_of(cmd, tool, timeout).map_err(|f| f.to_string())
+}
+
+/// [`version`] for `cmd`, which runs `tool --version` (say, with the
+/// environment a service gets): the first line, or why it does not run.
+pub fn version_of(cmd: Command, tool: &Path, timeout: Duration) -> Result<String, ToolFailure> {
     let shown = tool.display();
-    let run = run_version(tool, timeout).map_err(|f| match f {
-        VersionFailure::Spawn(e) => format!("`{shown} --version` cannot start: {e}"),
-        VersionFailure::Wait(e) => format!("`{shown} --version` failed: {e}"),
-        VersionFailure::TimedOut => format!(
-            "`{shown} --version` did not answer within {} s; killed it. Check that it runs \
-             in a terminal",
-            timeout.as_secs()
-        ),
+    let reinstall = "fix or reinstall it, then run `supervisor install` again";
+    let run = run_bounded(cmd, timeout).map_err(|f| match f {
+        VersionFailure::Spawn(e) => ToolFailure {
+            what: format!("`{shown} --version` cannot start: {e}"),
+            todo: reinstall.into(),
+        },
+        VersionFailure::Wait(e) => ToolFailure {
+            what: format!("`{shown} --version` failed: {e}"),
+            todo: reinstall.into(),
+        },
+        VersionFailure::TimedOut => ToolFailure {
+            what: format!(
+                "`{shown} --version` did not answer within {} s; killed it",
+                timeout.as_secs()
+            ),
+            todo: "check that it runs in a terminal".into(),
+        },
     })?;
     let first = run.first();
     if run.status.success() {
@@ -118,14 +155,15 @@ pub fn version(tool: &Path, timeout: Duration) -> Result<String, String> {
         .any(|w| run.said.to_lowercase().contains(w));
     let todo = if stub {
         "this is the stand-in macOS ships until the Command Line Tools are installed: run \
-         `xcode-select --install` (or install the tool with Homebrew and put it first on PATH)"
+         `xcode-select --install` (or install the tool with Homebrew and put it first on PATH), \
+         then run `supervisor install` again"
     } else {
-        "fix or reinstall it"
+        reinstall
     };
-    Err(format!(
-        "`{shown} --version` failed ({}): {first}; {todo}, then run `supervisor install` again",
-        run.status
-    ))
+    Err(ToolFailure {
+        what: format!("`{shown} --version` failed ({}): {first}", run.status),
+        todo: todo.into(),
+    })
 }
 
 /// One cached `--version` check.

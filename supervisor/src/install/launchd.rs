@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::runner::Runner;
-use super::templates::{self, xml_escape};
+use super::templates::{self, xml_escape, xml_unescape};
 use super::{InstallError, Service, EXIT_TIMEOUT_SECS};
 
 /// The agent's reverse-DNS label.
@@ -91,11 +91,54 @@ pub fn render(service: &Service) -> Result<String, InstallError> {
     .map_err(InstallError::Failed)
 }
 
+/// The text between the first `open` and the `close` after it, and what
+/// follows.
+fn between<'a>(text: &'a str, open: &str, close: &str) -> Option<(&'a str, &'a str)> {
+    let start = text.find(open)? + open.len();
+    let len = text[start..].find(close)?;
+    Some((
+        &text[start..start + len],
+        &text[start + len + close.len()..],
+    ))
+}
+
+/// What an installed plist runs and the environment it sets, read back
+/// (the twin of [`render`]; a plist as install writes it, not any plist):
+/// the first of `ProgramArguments` and the `EnvironmentVariables`, in
+/// order.
+pub fn read(plist: &str) -> Result<(PathBuf, Vec<(String, String)>), String> {
+    let mut text = String::with_capacity(plist.len());
+    let mut rest = plist;
+    while let Some((before, after)) = rest.split_once("<!--") {
+        text.push_str(before);
+        rest = after.split_once("-->").map(|(_, a)| a).unwrap_or("");
+    }
+    text.push_str(rest);
+    let (_, after) = between(&text, "<key>ProgramArguments</key>", "<array>")
+        .ok_or("it has no ProgramArguments")?;
+    let (array, _) = between(after, "", "</array>").ok_or("its ProgramArguments is not closed")?;
+    let (program, _) =
+        between(array, "<string>", "</string>").ok_or("its ProgramArguments is empty")?;
+    let mut env = Vec::new();
+    if let Some((_, after)) = between(&text, "<key>EnvironmentVariables</key>", "<dict>") {
+        let (mut dict, _) =
+            between(after, "", "</dict>").ok_or("its EnvironmentVariables is not closed")?;
+        while let Some((key, after)) = between(dict, "<key>", "</key>") {
+            let (value, after) = between(after, "<string>", "</string>")
+                .ok_or_else(|| format!("{key} has no string value"))?;
+            env.push((xml_unescape(key), xml_unescape(value)));
+            dict = after;
+        }
+    }
+    Ok((PathBuf::from(xml_unescape(program.trim())), env))
+}
+
 fn domain() -> String {
     format!("gui/{}", nix::unistd::getuid())
 }
 
-fn service_target() -> String {
+/// `gui/<uid>/<label>`: the agent as launchctl names it.
+pub fn service_target() -> String {
     format!("{}/{LABEL}", domain())
 }
 
@@ -247,6 +290,9 @@ mod tests {
         assert!(plist.contains(&format!("<string>{LABEL}</string>")));
         assert!(plist.contains("<key>ExitTimeOut</key>\n    <integer>30</integer>"));
         assert!(!plist.contains("{{"));
+        let (program, env) = read(&plist).unwrap();
+        assert_eq!(program, service.supervisor);
+        assert_eq!(env, service.env, "read back as written");
         let bad = Service {
             env: vec![("X".into(), "bell\u{7}".into())],
             ..service

@@ -11,6 +11,7 @@
 pub mod checks;
 pub mod environment;
 pub mod files;
+pub mod installed;
 pub mod launchd;
 mod lifecycle;
 pub mod runner;

@@ -1,6 +1,7 @@
 //! The `service` block of `supervisor status`.
 
 use super::environment::text;
+use super::installed::present;
 use super::{home, Manager};
 use crate::binary;
 use crate::status::ServiceStatus;
@@ -11,22 +12,13 @@ use crate::status::ServiceStatus;
 /// nothing).
 pub fn service_status() -> ServiceStatus {
     let tool = |name: &str| binary::find_tool(name).map(|p| text(&p));
-    let mine = Manager::for_this_platform();
-    let other = match mine {
-        Manager::Launchd => Manager::Systemd,
-        Manager::Systemd => Manager::Launchd,
-    };
     let home = home().ok();
-    let found = home.as_deref().and_then(|h| {
-        [mine, other]
-            .into_iter()
-            .map(|m| (m, m.unit_path(h)))
-            .find(|(_, p)| p.is_file())
-    });
-    let (manager, installed, unit_path) = match (found, &home) {
-        (Some((m, p)), _) => (m, true, Some(p)),
-        (None, Some(h)) => (mine, false, Some(mine.unit_path(h))),
-        (None, None) => (mine, false, None),
+    let (manager, installed, unit_path) = match &home {
+        Some(h) => {
+            let (m, p, installed) = present(h, None);
+            (m, installed, Some(p))
+        }
+        None => (Manager::for_this_platform(), false, None),
     };
     ServiceStatus {
         manager: manager.name().into(),

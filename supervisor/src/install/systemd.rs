@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use super::runner::Runner;
-use super::templates::{self, systemd_quote};
+use super::templates::{self, systemd_quote, systemd_words};
 use super::{InstallError, Service, EXIT_TIMEOUT_SECS};
 
 /// The unit's file name.
@@ -48,6 +48,27 @@ pub fn render(service: &Service) -> Result<String, InstallError> {
         ],
     )
     .map_err(InstallError::Failed)
+}
+
+/// What an installed unit runs and the environment it sets, read back
+/// (the twin of [`render`]): the program of `ExecStart=` and each
+/// `NAME=value` of the `Environment=` lines, in order.
+pub fn read(unit: &str) -> Result<(PathBuf, Vec<(String, String)>), String> {
+    let mut program = None;
+    let mut env = Vec::new();
+    for line in unit.lines().map(str::trim) {
+        if let Some(value) = line.strip_prefix("ExecStart=") {
+            program = systemd_words(value)?.into_iter().next().map(PathBuf::from);
+        } else if let Some(value) = line.strip_prefix("Environment=") {
+            for word in systemd_words(value)? {
+                if let Some((name, value)) = word.split_once('=') {
+                    env.push((name.to_string(), value.to_string()));
+                }
+            }
+        }
+    }
+    let program = program.ok_or("it has no ExecStart= line")?;
+    Ok((program, env))
 }
 
 /// Makes systemd read the unit, enables it for the next logins and
@@ -114,5 +135,9 @@ mod tests {
         assert!(unit.contains("\nTimeoutStopSec=30\n"));
         assert!(unit.contains("\nWantedBy=default.target\n"));
         assert!(!unit.contains("{{"));
+        let (program, env) = read(&unit).unwrap();
+        assert_eq!(program, service.supervisor);
+        assert_eq!(env, service.env, "read back as written");
+        assert!(read("[Service]\n").is_err());
     }
 }

@@ -81,6 +81,99 @@ pub fn systemd_quote(value: &str) -> String {
     out
 }
 
+/// The text of XML character data written by [`xml_escape`] (and the
+/// numeric references a plist editor may write).
+pub fn xml_unescape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find('&') {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 1..];
+        let Some(end) = after.find(';') else {
+            out.push_str(&rest[start..]);
+            return out;
+        };
+        let entity = &after[..end];
+        let c = match entity {
+            "amp" => Some('&'),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "quot" => Some('"'),
+            "apos" => Some('\''),
+            _ => entity
+                .strip_prefix("#x")
+                .and_then(|h| u32::from_str_radix(h, 16).ok())
+                .or_else(|| entity.strip_prefix('#').and_then(|d| d.parse().ok()))
+                .and_then(char::from_u32),
+        };
+        match c {
+            Some(c) => {
+                out.push(c);
+                rest = &after[end + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The words of a systemd setting's value: double-quoted words as
+/// [`systemd_quote`] writes them (escapes undone, `%%` read as `%`), or
+/// bare words split at spaces.
+pub fn systemd_words(value: &str) -> Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut chars = value.trim().chars().peekable();
+    while let Some(&c) = chars.peek() {
+        if c.is_whitespace() {
+            chars.next();
+            continue;
+        }
+        let mut word = String::new();
+        let quoted = c == '"';
+        if quoted {
+            chars.next();
+        }
+        loop {
+            let Some(c) = chars.next() else {
+                if quoted {
+                    return Err(format!("an unclosed quote in {value:?}"));
+                }
+                break;
+            };
+            match c {
+                '"' if quoted => break,
+                c if c.is_whitespace() && !quoted => break,
+                '%' => {
+                    if chars.peek() == Some(&'%') {
+                        chars.next();
+                    }
+                    word.push('%');
+                }
+                '\\' => match chars.next() {
+                    Some('n') => word.push('\n'),
+                    Some('t') => word.push('\t'),
+                    Some('r') => word.push('\r'),
+                    Some('x') => {
+                        let hex: String = chars.by_ref().take(2).collect();
+                        let byte = u8::from_str_radix(&hex, 16)
+                            .map_err(|_| format!("a bad \\x escape in {value:?}"))?;
+                        word.push(char::from(byte));
+                    }
+                    Some(other) => word.push(other),
+                    None => return Err(format!("a lone backslash at the end of {value:?}")),
+                },
+                c => word.push(c),
+            }
+        }
+        words.push(word);
+    }
+    Ok(words)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,5 +239,21 @@ mod tests {
                 assert!(template.contains(&format!("{{{{{n}}}}}")), "{n} unused");
             }
         }
+    }
+
+    #[test]
+    fn what_is_escaped_reads_back() {
+        for value in [r#"/a b/<c>&"d"'e'"#, "plain", "tab\there"] {
+            assert_eq!(xml_unescape(&xml_escape(value).unwrap()), value);
+        }
+        assert_eq!(xml_unescape("&#x41;&#66;&unknown; & x"), "AB&unknown; & x");
+        for value in [r#"a "b" \c 100% $HOME"#, "line\nnext\u{1}", "/usr/bin:/bin"] {
+            assert_eq!(systemd_words(&systemd_quote(value)).unwrap(), [value]);
+        }
+        assert_eq!(
+            systemd_words(r#""/a b/supervisor" run"#).unwrap(),
+            ["/a b/supervisor", "run"]
+        );
+        assert!(systemd_words(r#""open"#).is_err());
     }
 }

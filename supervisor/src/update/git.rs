@@ -102,6 +102,29 @@ impl Git {
             .await
     }
 
+    /// The sha of `branch` on `repo`'s `origin`, or `None` when origin has
+    /// no such branch: `git ls-remote`, with the same ssh setup as
+    /// [`Git::fetch`] and `env` added (`supervisor doctor` passes the
+    /// service's PATH). Changes nothing in `repo`.
+    pub async fn ls_remote(
+        &self,
+        repo: &Path,
+        branch: &str,
+        env: &[(&str, &str)],
+    ) -> Result<Option<String>, UpdateError> {
+        let ssh = self.ssh_command(repo).await;
+        let mut all: Vec<(&str, &str)> = env.to_vec();
+        all.extend(ssh.map(|c| ("GIT_SSH_COMMAND", c)));
+        let head = format!("refs/heads/{branch}");
+        let out = self
+            .run_env(repo, &["ls-remote", "--heads", "origin", &head], &all)
+            .await?;
+        Ok(out.lines().find_map(|line| {
+            let (sha, name) = line.split_once('\t')?;
+            (name == head && is_sha(sha)).then(|| sha.to_string())
+        }))
+    }
+
     /// The full sha `rev` names.
     pub async fn rev_parse(&self, repo: &Path, rev: &str) -> Result<String, UpdateError> {
         let spec = format!("{rev}^{{commit}}");

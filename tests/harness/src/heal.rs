@@ -1,13 +1,15 @@
-//! Helpers of the store-healing tests (`worker_heal*.rs`): puts, the
-//! health in `ping`, a worker under strace, and the check that a restart
-//! serves exactly the acknowledged writes.
+//! Helpers of the store-healing tests (`worker_heal*.rs`,
+//! `supervisor_heal.rs`, `doctor.rs`): puts, the health in `ping`, a worker
+//! under strace (run directly, or by a supervisor through a wrapper
+//! script), and the check that a restart serves exactly the acknowledged
+//! writes.
 
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::strace::Straced;
-use super::{Conn, TestDir};
+use super::strace::{require_strace, Straced};
+use super::{worker_bin, Conn, TestDir};
 
 /// "Within a few seconds": a passing fault whose first two repairs fail
 /// is repaired by the third, 1 + 2 s after the failure.
@@ -80,4 +82,23 @@ pub fn populated(dir: &TestDir, n: usize) -> Vec<String> {
     worker.signal(nix::sys::signal::Signal::SIGTERM);
     assert!(worker.wait_exit(super::DEADLINE).success());
     ids
+}
+
+/// Writes `dir/traced-worker`, a script that runs the worker under strace
+/// with `inject` (strace `inject=` arguments): a supervisor started with
+/// `--worker-bin` on it runs a worker whose system calls fail for real.
+pub fn traced_worker_script(dir: &std::path::Path, inject: &[&str]) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    require_strace();
+    let path = dir.join("traced-worker");
+    let mut script = String::from("#!/bin/sh\nexec strace -f -qq -o /dev/null");
+    script.push_str(" -e trace=fdatasync,pwrite64");
+    for i in inject {
+        script.push_str(&format!(" -e {i}"));
+    }
+    script.push_str(&format!(" '{}' \"$@\"\n", worker_bin().display()));
+    std::fs::write(&path, script).expect("write the wrapper");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+        .expect("make the wrapper executable");
+    path
 }

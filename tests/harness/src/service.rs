@@ -1,7 +1,8 @@
 //! A temporary HOME with stand-ins for the service managers: `launchctl`
 //! and `systemctl` scripts on PATH that append their arguments to a file.
 //! The launchctl one also remembers whether the agent is loaded, as launchd
-//! would, and can be told to fail `bootstrap` with error 5. When a test
+//! would, and can be told to fail `bootstrap` with error 5; the systemctl
+//! one remembers whether the unit is enabled (`is-enabled`). When a test
 //! names the pid of a supervisor it started (`serve_as`), `launchctl
 //! bootout` and `systemctl --user stop` send it SIGTERM, as the real
 //! managers do.
@@ -73,11 +74,18 @@ exit 0
 const SYSTEMCTL: &str = r#"#!/bin/sh
 echo "systemctl $*" >> "@CALLS@"
 pid="@STATE@/service-pid"
+enabled="@STATE@/systemd-enabled"
 case "$2" in
   start)
     @START@ ;;
   stop)
     [ -e "$pid" ] && kill -TERM "$(cat "$pid")" ;;
+  enable)
+    touch "$enabled" ;;
+  disable)
+    rm -f "$enabled" ;;
+  is-enabled)
+    if [ -e "$enabled" ]; then echo enabled; else echo disabled; exit 1; fi ;;
 esac
 exit 0
 "#;

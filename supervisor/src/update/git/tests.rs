@@ -124,3 +124,18 @@ async fn reading_the_checkout_never_rewrites_its_index() {
     assert!(why.contains("not behind"), "{why}");
     assert!(index_state(&checkout) == before, "the index was rewritten");
 }
+
+#[tokio::test]
+async fn ls_remote_names_the_branch_tip_and_fails_on_a_missing_origin() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (origin, checkout, sha) = origin_and_clone(tmp.path());
+    let git = git();
+    assert_eq!(
+        git.ls_remote(&checkout, "main", &[]).await.unwrap(),
+        Some(sha)
+    );
+    assert_eq!(git.ls_remote(&checkout, "nope", &[]).await.unwrap(), None);
+    fs::rename(&origin, tmp.path().join("moved.git")).unwrap();
+    let e = git.ls_remote(&checkout, "main", &[]).await.unwrap_err();
+    assert!(e.to_string().contains("git ls-remote"), "{e}");
+}
