@@ -71,11 +71,11 @@ pub struct Logs {
 pub fn init(dir: &Path, filter: &str) -> std::io::Result<Logs> {
     shared::paths::ensure_private_dir(dir)?;
     let echo = std::io::stderr().is_terminal();
-    let own = Sink::new(dir, "supervisor", echo);
+    let own = Sink::new(dir, daily::SUPERVISOR, echo);
     shared::logging::init(filter, own, false);
     Ok(Logs {
         dir: dir.to_path_buf(),
-        worker: Sink::new(dir, "worker", echo),
+        worker: Sink::new(dir, daily::WORKER, echo),
     })
 }
 
