@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use shared::config::{self, ConfigError};
 use shared::paths::DataDir;
+use supervisor::logs::view::LogsArgs;
 use supervisor::startup::RunArgs;
 use supervisor::{commands, install, startup};
 
@@ -54,6 +55,8 @@ enum Command {
     },
     /// Stop and remove the per-user service; keeps data, logs and the copied binaries
     Uninstall(ServiceArgs),
+    /// Print the service's log lines, both processes in time order (-f: and new ones); works while it is stopped
+    Logs(LogsArgs),
 }
 
 #[derive(Args)]
@@ -94,6 +97,7 @@ fn main() -> ExitCode {
             worker_bin,
         } => service(args, worker_bin, install::install),
         Command::Uninstall(args) => service(args, None, install::uninstall),
+        Command::Logs(args) => supervisor::logs::view::run(args),
     };
     ExitCode::from(status as u8)
 }

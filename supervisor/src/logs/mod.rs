@@ -1,8 +1,13 @@
 //! The supervisor's logs: its own tracing lines and the worker's stdout and
 //! stderr (read through pipes, so a panic message is kept), each in a daily
 //! file in the log directory. Echoed to the terminal when there is one.
+//! `supervisor logs` reads them back (`view.rs`).
 
 pub mod daily;
+pub mod follow;
+pub mod line;
+pub mod tail;
+pub mod view;
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
