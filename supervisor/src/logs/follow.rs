@@ -283,8 +283,11 @@ mod tests {
         assert_eq!(poll(&mut f, dir.path()), ["second"]);
         // Replaced under the same name: read from its start.
         fs::remove_file(dir.path().join("worker.2026-12-02.log")).unwrap();
-        append(dir.path(), "worker.2026-12-02.log", "again\n");
-        assert_eq!(poll(&mut f, dir.path()), ["again"]);
+        append(dir.path(), "worker.2026-12-02.log", "again, and longer\n");
+        assert_eq!(poll(&mut f, dir.path()), ["again, and longer"]);
+        // Truncated: read from its start too.
+        fs::write(dir.path().join("worker.2026-12-02.log"), "cut\n").unwrap();
+        assert_eq!(poll(&mut f, dir.path()), ["cut"]);
     }
 
     #[test]

@@ -258,6 +258,11 @@ mod tests {
         assert_eq!(what(&b.lines), ["w:w3", "w:w3a", "w:w3b", "s:s4", "w:w4"]);
         let b = read(dir.path(), &Source::ALL, &window(Some(2), Some(day2 + 15))).unwrap();
         assert_eq!(what(&b.lines), ["s:s4", "w:w4"]);
+        // From the older day on.
+        let b = read(dir.path(), &Source::ALL, &window(Some(3), Some(DAY1 + 35))).unwrap();
+        assert_eq!(what(&b.lines), ["w:w3b", "s:s4", "w:w4"]);
+        let b = read(dir.path(), &Source::ALL, &window(None, Some(DAY1 + 35))).unwrap();
+        assert_eq!(what(&b.lines)[..2], ["w:w2", "s:s3"]);
         let none = read(dir.path(), &Source::ALL, &window(None, Some(day2 + 60))).unwrap();
         assert!(none.lines.is_empty());
     }
