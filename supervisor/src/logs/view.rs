@@ -94,7 +94,7 @@ pub fn run(args: LogsArgs) -> i32 {
     } else {
         Format::Text
     };
-    if !dir.is_dir() {
+    if !dir.exists() {
         eprintln!(
             "supervisor: no logs in {}: the directory does not exist (it comes from --log-dir, \
              LOG_FILE_PATH or the default, as for `supervisor run`){}",
