@@ -64,6 +64,8 @@ fn supervisor_completions_name_every_subcommand() {
             "uninstall",
             "start",
             "stop",
+            "logs",
+            "doctor",
             "completions",
         ],
     );

@@ -9,6 +9,7 @@ use shared::completions;
 use shared::config::{self, ConfigError};
 use shared::paths::DataDir;
 use supervisor::doctor::DoctorArgs;
+use supervisor::logs::view::LogsArgs;
 use supervisor::startup::RunArgs;
 use supervisor::{commands, doctor, install, startup};
 
@@ -38,6 +39,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print the service's log lines, both processes in time order (-f: and new ones); works while it is stopped
+    Logs(LogsArgs),
     /// Replace the worker with a fresh one without refusing a connection
     Restart,
     /// Poll git now and apply what is found; prints the outcome
@@ -46,6 +49,10 @@ enum Command {
         #[arg(long)]
         retry: bool,
     },
+    /// Start the installed service through its manager
+    Start(ServiceArgs),
+    /// Stop the installed service through its manager and wait until the worker has saved its sessions; it stays installed
+    Stop(ServiceArgs),
     /// Install the per-user service (launchd on macOS, systemd --user elsewhere) and start it
     Install {
         #[command(flatten)]
@@ -56,17 +63,13 @@ enum Command {
     },
     /// Stop and remove the per-user service; keeps data, logs and the copied binaries
     Uninstall(ServiceArgs),
-    /// Start the installed service through its manager
-    Start(ServiceArgs),
-    /// Stop the installed service through its manager and wait until the worker has saved its sessions; it stays installed
-    Stop(ServiceArgs),
+    /// Check the installed service, one line each (exit 0 all pass, 1 otherwise)
+    Doctor(DoctorArgs),
     /// Print a completion script for bash, zsh or fish (see the README)
     Completions {
         #[arg(value_enum)]
         shell: completions::Shell,
     },
-    /// Check the installed service, one line each (exit 0 all pass, 1 otherwise)
-    Doctor(DoctorArgs),
 }
 
 #[derive(Args)]
@@ -115,6 +118,7 @@ fn main() -> ExitCode {
         Command::Stop(args) => service(args, None, install::stop),
         Command::Completions { .. } => unreachable!("handled before the data dir"),
         Command::Doctor(args) => doctor::run(data_dir_flag, args, &open_files),
+        Command::Logs(args) => supervisor::logs::view::run(args),
     };
     ExitCode::from(status as u8)
 }

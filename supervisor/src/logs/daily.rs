@@ -10,6 +10,16 @@ use std::time::{Duration, SystemTime};
 /// The source of "now", injectable so tests can change the day.
 pub type Clock = fn() -> SystemTime;
 
+/// The prefix of the supervisor's own log files.
+pub const SUPERVISOR: &str = "supervisor";
+/// The prefix of the files holding the worker's output.
+pub const WORKER: &str = "worker";
+
+/// `<dir>/<prefix>.<day>.log`.
+pub fn path(dir: &Path, prefix: &str, day: &str) -> PathBuf {
+    dir.join(format!("{prefix}.{day}.log"))
+}
+
 /// `YYYY-MM-DD` (UTC) of a point in time.
 pub fn day_of(t: SystemTime) -> String {
     shared::time::rfc3339(t)[..10].to_string()
@@ -36,7 +46,7 @@ impl DailyFile {
 
     /// The file for `day`.
     pub fn path_for(&self, day: &str) -> PathBuf {
-        self.dir.join(format!("{}.{day}.log", self.prefix))
+        path(&self.dir, self.prefix, day)
     }
 
     fn file(&mut self) -> io::Result<&mut File> {
@@ -71,23 +81,41 @@ impl Write for DailyFile {
     }
 }
 
-/// Whether `name` is one of our daily log files.
-fn is_daily_log(name: &str) -> bool {
-    let Some(rest) = name.strip_suffix(".log") else {
-        return false;
-    };
-    let Some((prefix, day)) = rest.rsplit_once('.') else {
-        return false;
-    };
-    matches!(prefix, "supervisor" | "worker")
-        && day.len() == 10
+/// The prefix and day of one of our daily log files, from its name.
+fn parse_name(name: &str) -> Option<(&str, &str)> {
+    let rest = name.strip_suffix(".log")?;
+    let (prefix, day) = rest.rsplit_once('.')?;
+    let is_day = day.len() == 10
         && day.bytes().enumerate().all(|(i, b)| {
             if i == 4 || i == 7 {
                 b == b'-'
             } else {
                 b.is_ascii_digit()
             }
-        })
+        });
+    (matches!(prefix, SUPERVISOR | WORKER) && is_day).then_some((prefix, day))
+}
+
+/// Whether `name` is one of our daily log files.
+fn is_daily_log(name: &str) -> bool {
+    parse_name(name).is_some()
+}
+
+/// The days that have a `prefix` file in `dir`, oldest first, with the
+/// file of each.
+pub fn days(dir: &Path, prefix: &str) -> io::Result<Vec<(String, PathBuf)>> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if let Some((p, day)) = parse_name(&name.to_string_lossy()) {
+            if p == prefix {
+                found.push((day.to_string(), entry.path()));
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
 }
 
 /// Deletes our log files last modified more than `days` days before `now`.
@@ -172,5 +200,29 @@ mod tests {
         assert!(dir.path().join("notes.txt").exists());
         assert!(dir.path().join("worker.log").exists());
         assert!(dir.path().join("supervisor.2026-11-18.log").exists());
+    }
+
+    #[test]
+    fn days_lists_one_prefix_oldest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in [
+            "worker.2026-11-25.log",
+            "worker.2026-11-03.log",
+            "supervisor.2026-11-04.log",
+            "worker.log",
+            "worker.2026-11-3.log",
+            "notes.txt",
+        ] {
+            fs::write(dir.path().join(name), "x").unwrap();
+        }
+        let days: Vec<String> = days(dir.path(), WORKER)
+            .unwrap()
+            .into_iter()
+            .map(|(day, path)| {
+                assert_eq!(path, super::path(dir.path(), WORKER, &day));
+                day
+            })
+            .collect();
+        assert_eq!(days, ["2026-11-03", "2026-11-25"]);
     }
 }

@@ -1,8 +1,13 @@
 //! The supervisor's logs: its own tracing lines and the worker's stdout and
 //! stderr (read through pipes, so a panic message is kept), each in a daily
 //! file in the log directory. Echoed to the terminal when there is one.
+//! `supervisor logs` reads them back (`view.rs`).
 
 pub mod daily;
+pub mod follow;
+pub mod line;
+pub mod tail;
+pub mod view;
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -71,11 +76,11 @@ pub struct Logs {
 pub fn init(dir: &Path, filter: &str) -> std::io::Result<Logs> {
     shared::paths::ensure_private_dir(dir)?;
     let echo = std::io::stderr().is_terminal();
-    let own = Sink::new(dir, "supervisor", echo);
+    let own = Sink::new(dir, daily::SUPERVISOR, echo);
     shared::logging::init(filter, own, false);
     Ok(Logs {
         dir: dir.to_path_buf(),
-        worker: Sink::new(dir, "worker", echo),
+        worker: Sink::new(dir, daily::WORKER, echo),
     })
 }
 
