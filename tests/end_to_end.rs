@@ -133,6 +133,17 @@ fn the_service_checklist_in_order() {
             });
         }
         assert!(sup.log_text("supervisor").contains("worker ready"));
+        // `supervisor logs` shows both processes, marked.
+        let out = supervisor_cmd(&p.dir.data, &["logs", "-n", "400", "--log-dir"])
+            .arg(&logs)
+            .output()
+            .unwrap();
+        let shown = assert_ok(&out);
+        assert!(
+            shown.lines().any(|l| l.starts_with("supervisor | "))
+                && shown.lines().any(|l| l.starts_with("worker     | ")),
+            "{shown}"
+        );
         assert!(!expired.exists(), "a log file past the retention is kept");
         assert!(kept.exists(), "a log file within the retention is deleted");
     }
@@ -208,7 +219,7 @@ fn the_service_checklist_in_order() {
     }
 
     {
-        let _cp = Checkpoint::enter("6: status reports all of it");
+        let _cp = Checkpoint::enter("6: status and doctor report all of it");
         let st = status(&p);
         assert_eq!(st["worker"]["state"], "ready", "{st}");
         assert_eq!(st["sessions"]["count"], ids_wanted.len(), "{st}");
@@ -221,6 +232,23 @@ fn the_service_checklist_in_order() {
         let said = assert_ok(&human);
         assert!(said.contains(&pushed[..12]), "{said}");
         assert!(text(&human.stdout).contains("store      ok"), "{said}");
+        let doctor = service_cmd(&s, &p, &["doctor"]);
+        let said = text(&doctor.stdout);
+        assert_eq!(
+            doctor.status.code(),
+            Some(0),
+            "{said}{}",
+            text(&doctor.stderr)
+        );
+        let lines: Vec<&str> = said.lines().collect();
+        assert!(
+            lines.len() >= 14 && lines.iter().all(|l| l.starts_with("✓ ")),
+            "{said}"
+        );
+        assert!(
+            said.contains(&format!("{} sessions", ids_wanted.len())),
+            "{said}"
+        );
     }
 
     sup.signal(Signal::SIGTERM);
