@@ -11,7 +11,7 @@ use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use harness::fdlimit::{self, accept_failure_lines, burst};
-use harness::supervisor::{worker_pid, KillOnDrop, Supervisor};
+use harness::supervisor::{worker_pid, Supervisor};
 use harness::{wait_until, TestDir, DEADLINE};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -213,7 +213,8 @@ fn a_control_socket_out_of_descriptors_is_logged_at_a_bounded_rate() {
     let mut sup = Supervisor::spawn_under(&dir, &strace, Some(&harness::worker_bin()), &[]);
     let ready = sup.wait_ready();
     // The guard kills strace; this one the supervisor it traces.
-    let _kill_real = KillOnDrop(ready["supervisor"]["pid"].as_u64().map(|p| p as u32));
+    let _kill_real =
+        harness::supervisor::KillOnDrop(ready["supervisor"]["pid"].as_u64().map(|p| p as u32));
     let lines = wait_until(DEADLINE, "a failed accept logged", || {
         let log = sup.log_text("supervisor");
         let lines: Vec<String> = accept_failure_lines(&log)
