@@ -120,8 +120,42 @@ struct Part {
     last_at: Option<SystemTime>,
 }
 
-/// Reads `file` through, keeping its last `keep` lines that may be newer
-/// than the window's `since` (memory stays within what is printed).
+/// Where to start reading `file` for its last `keep` lines: the start of a
+/// line with more than `keep` whole lines after it, found by scanning back
+/// from the end in growing chunks; 0 when the file is not that long. A
+/// day's file of a busy service is megabytes, and `-n 50` needs its end.
+fn tail_start(file: &File, keep: usize) -> io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let len = file.metadata()?.len();
+    let mut chunk: u64 = 64 * 1024;
+    loop {
+        let start = len.saturating_sub(chunk);
+        if start == 0 {
+            return Ok(0);
+        }
+        let mut buf = vec![0; (len - start) as usize];
+        let n = file.read_at(&mut buf, start)?;
+        buf.truncate(n);
+        // Newlines from the end back: the one past `keep + 1` of them ends
+        // the line before the first one kept (a last line may lack its
+        // newline, so one more is counted).
+        if let Some(i) = buf
+            .iter()
+            .enumerate()
+            .rev()
+            .filter(|(_, b)| **b == b'\n')
+            .nth(keep + 1)
+            .map(|(i, _)| i)
+        {
+            return Ok(start + i as u64 + 1);
+        }
+        chunk *= 4;
+    }
+}
+
+/// Reads `file`, keeping its last `keep` lines that may be newer than the
+/// window's `since` (memory stays within what is printed). Without
+/// `since`, only the file's end is read.
 fn read_file(
     file: File,
     source: Source,
@@ -129,10 +163,15 @@ fn read_file(
     window: &Window,
     newest: bool,
 ) -> io::Result<Part> {
+    let from = match (keep, window.since) {
+        (Some(k), None) => tail_start(&file, k)?,
+        _ => 0,
+    };
     let mut reader = BufReader::with_capacity(64 * 1024, file);
+    io::Seek::seek(&mut reader, io::SeekFrom::Start(from))?;
     let mut buf = Vec::with_capacity(256);
     let mut kept = VecDeque::new();
-    let (mut pos, mut end, mut last_at) = (0u64, 0u64, None);
+    let (mut pos, mut end, mut last_at) = (from, from, None);
     loop {
         buf.clear();
         let n = reader.read_until(b'\n', &mut buf)?;
@@ -289,6 +328,59 @@ mod tests {
         assert_eq!(worker.offset, whole);
         let printed = read(dir.path(), &[Source::Worker], &window(Some(1), None)).unwrap();
         assert_eq!(printed.lines[0].text, "half a li", "without -f it is shown");
+    }
+
+    #[test]
+    fn the_end_of_a_long_file_is_read_as_the_whole_file_would_be() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("worker.2026-12-01.log");
+        let mut f = fs::File::create(&path).unwrap();
+        for i in 0..6000 {
+            writeln!(
+                f,
+                "{}",
+                stamp(DAY1 + i, &format!("line {i} of a long day's file"))
+            )
+            .unwrap();
+        }
+        write!(f, "{}", stamp(DAY1 + 7000, "half")).unwrap();
+        let len = fs::metadata(&path).unwrap().len();
+        assert!(len > 4 * 64 * 1024, "the scan back must grow: {len}");
+        for keep in [0, 1, 50, 3000, 5999, 6000, 7000] {
+            for whole_lines in [false, true] {
+                let mut w = window(Some(keep), None);
+                w.whole_lines = whole_lines;
+                let tail = read_file(
+                    fs::File::open(&path).unwrap(),
+                    Source::Worker,
+                    Some(keep),
+                    &w,
+                    true,
+                )
+                .unwrap();
+                // The same window read from the start: `since` before it all.
+                w.since = Some(UNIX_EPOCH);
+                let all = read_file(
+                    fs::File::open(&path).unwrap(),
+                    Source::Worker,
+                    Some(keep),
+                    &w,
+                    true,
+                )
+                .unwrap();
+                let texts = |p: &Part| p.lines.iter().map(|l| l.text.clone()).collect::<Vec<_>>();
+                assert_eq!(
+                    texts(&tail),
+                    texts(&all),
+                    "keep {keep}, whole lines {whole_lines}"
+                );
+                assert_eq!(
+                    (tail.end, tail.last_at),
+                    (all.end, all.last_at),
+                    "keep {keep}"
+                );
+            }
+        }
     }
 
     #[test]
