@@ -232,7 +232,13 @@ fn the_service_checklist_in_order() {
         let said = assert_ok(&human);
         assert!(said.contains(&pushed[..12]), "{said}");
         assert!(text(&human.stdout).contains("store      ok"), "{said}");
+        let asked = Instant::now();
         let doctor = service_cmd(&s, &p, &["doctor"]);
+        eprintln!(
+            "doctor took {:.0} ms:\n{}",
+            asked.elapsed().as_secs_f64() * 1000.0,
+            text(&doctor.stdout)
+        );
         let said = text(&doctor.stdout);
         assert_eq!(
             doctor.status.code(),
