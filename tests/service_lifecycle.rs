@@ -7,6 +7,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Output;
+use std::time::Instant;
 
 use harness::service::{assert_ok, text, Manager, Setup, LABEL};
 use harness::supervisor::{alive, KillOnDrop};
@@ -134,7 +135,9 @@ fn dry_runs_print_the_manager_commands_and_run_none() {
 fn systemd_start_serves_and_stop_returns_after_the_sessions_are_saved() {
     let s = installed("systemd");
     let pid_file = serve_on_start(&s);
+    let asked = Instant::now();
     let start = run(&s, &["start", "--manager", "systemd"]);
+    let start_took = asked.elapsed();
     let pid = started_pid(&pid_file);
     let _guard = KillOnDrop(Some(pid));
     let said = assert_ok(&start);
@@ -145,7 +148,13 @@ fn systemd_start_serves_and_stop_returns_after_the_sessions_are_saved() {
     put_sessions(&s, 5);
     assert_eq!(saved_sessions(&s), 0, "nothing saved before the stop");
 
+    let asked = Instant::now();
     let stop = run(&s, &["stop", "--manager", "systemd"]);
+    eprintln!(
+        "start took {:.0} ms, stop {:.0} ms (5 sessions)",
+        start_took.as_secs_f64() * 1000.0,
+        asked.elapsed().as_secs_f64() * 1000.0
+    );
     // Checked the moment stop returns: it waited for the exit and the save.
     let saved = saved_sessions(&s);
     let gone = !alive(pid);
