@@ -376,3 +376,52 @@ fn a_service_that_is_not_running_or_not_enabled_says_how_to_start_it() {
         service.s.calls()
     );
 }
+
+#[test]
+fn a_held_commit_is_named_with_what_to_do() {
+    let service = Service::install("systemd");
+    // Held by an earlier run: the supervisor reads the file at start.
+    let sha = "0123456789abcdef0123456789abcdef01234567";
+    fs::write(
+        service.s.data.join("held-commits.json"),
+        format!("{{\"{sha}\": \"the build failed\"}}"),
+    )
+    .unwrap();
+    let _running = service.start(None);
+    let line = only_failure(&service.doctor(), "held commits");
+    assert_eq!(
+        line,
+        "✗ held commits: 1 held after failing to build or to run: 0123456789ab. To fix: \
+         push a fix, or once the machine is fixed run `supervisor update --retry`."
+    );
+}
+
+#[test]
+fn a_failed_poll_is_named_with_its_error() {
+    let service = Service::install("systemd");
+    let _running = service.start(None);
+    let gone = service.s.root.join("moved-away.git");
+    git(
+        &service.checkout,
+        &["remote", "set-url", "origin", gone.to_str().unwrap()],
+    );
+    let update = service.s.command(&["update"]).output().unwrap();
+    assert_eq!(update.status.code(), Some(1), "{update:?}");
+    let (code, lines) = lines_of(&service.doctor());
+    assert_eq!(code, 1);
+    let failed = failures(&lines);
+    assert_eq!(
+        failed.len(),
+        2,
+        "repository and last poll:\n{}",
+        lines.join("\n")
+    );
+    assert!(failed[0].starts_with("✗ repository: "), "{}", failed[0]);
+    let poll = failed[1];
+    assert!(poll.starts_with("✗ last poll: failed at "), "{poll}");
+    assert!(
+        poll.contains(gone.to_str().unwrap()) || poll.contains("Could not read from remote"),
+        "names what failed: {poll}"
+    );
+    assert!(poll.contains("To fix: fix what it names"), "{poll}");
+}
