@@ -142,7 +142,9 @@ fn systemd_start_serves_and_stop_returns_after_the_sessions_are_saved() {
     let _guard = KillOnDrop(Some(pid));
     let said = assert_ok(&start);
     assert!(
-        said.contains(&format!("started: supervisor pid {pid}")),
+        said.contains(&format!(
+            "started: supervisor pid {pid}, worker ready (pid "
+        )),
         "{said}"
     );
     put_sessions(&s, 5);

@@ -3,8 +3,9 @@
 //! service starts again at the next login, or with `start`.
 //!
 //! Both wait for what a person would check next: `start` until the
-//! supervisor answers `status`, `stop` until the supervisor and its worker
-//! have exited, which is after the worker wrote `sessions.json`.
+//! supervisor answers `status` with its worker ready, `stop` until the
+//! supervisor and its worker have exited, which is after the worker wrote
+//! `sessions.json`.
 
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
@@ -16,7 +17,8 @@ use super::runner::Runner;
 use super::{home, launchd, systemd, InstallError, Manager, Options, EXIT_TIMEOUT_SECS};
 use crate::control;
 
-/// How long `start` waits for the supervisor to answer.
+/// How long `start` waits for the supervisor to answer with its worker
+/// ready.
 const START_WAIT: Duration = Duration::from_secs(30);
 
 /// How long `stop` waits for the supervisor to exit: the manager's own
@@ -54,7 +56,8 @@ pub fn start(data_dir: &DataDir, opts: &Options) -> Result<(), InstallError> {
         return Ok(());
     }
     let sock = data_dir.supervisor_sock();
-    let answer = wait_for(START_WAIT, || control::status(&sock).ok()).ok_or_else(|| {
+    let deadline = Instant::now() + START_WAIT;
+    let mut last = wait_for(START_WAIT, || control::status(&sock).ok()).ok_or_else(|| {
         InstallError::Failed(format!(
             "{} started the service, but no supervisor answered on {} within {} s; \
              `supervisor logs` and {} say why",
@@ -64,10 +67,34 @@ pub fn start(data_dir: &DataDir, opts: &Options) -> Result<(), InstallError> {
             manager_output(manager)
         ))
     })?;
+    // Then its worker, in what is left of the same wait.
+    let left = deadline.saturating_duration_since(Instant::now());
+    let ready = wait_for(left, || {
+        if let Ok(answer) = control::status(&sock) {
+            last = answer;
+        }
+        (last["worker"]["state"] == "ready").then_some(())
+    })
+    .is_some();
+    let (supervisor, worker) = (&last["supervisor"], &last["worker"]);
+    if !ready {
+        return Err(InstallError::Failed(format!(
+            "the supervisor (pid {}) runs, but its worker is {} after {} s{}; \
+             `supervisor logs` says why",
+            supervisor["pid"],
+            worker["state"].as_str().unwrap_or("unknown"),
+            START_WAIT.as_secs(),
+            worker["last_exit"]
+                .as_str()
+                .map(|e| format!(" (last exit: {e})"))
+                .unwrap_or_default()
+        )));
+    }
     println!(
-        "started: supervisor pid {}, worker {}",
-        answer["supervisor"]["pid"],
-        answer["worker"]["state"].as_str().unwrap_or("unknown")
+        "started: supervisor pid {}, worker ready (pid {}, commit {})",
+        supervisor["pid"],
+        worker["pid"],
+        worker["commit"].as_str().unwrap_or("unknown")
     );
     Ok(())
 }
