@@ -1,6 +1,6 @@
 //! `supervisor completions SHELL` and `worker completions SHELL`: a script
 //! for each shell that names every subcommand `--help` lists; bash's
-//! passes `bash -n`.
+//! passes `bash -n`. And `man`: a page groff reads without a warning.
 
 use std::process::Command;
 
@@ -67,13 +67,14 @@ fn supervisor_completions_name_every_subcommand() {
             "logs",
             "doctor",
             "completions",
+            "man",
         ],
     );
 }
 
 #[test]
 fn worker_completions_name_every_subcommand() {
-    check(&worker_bin(), &["call", "completions"]);
+    check(&worker_bin(), &["call", "completions", "man"]);
 }
 
 #[test]
@@ -88,4 +89,48 @@ fn an_unknown_shell_is_refused_with_the_known_ones() {
         err.contains("bash") && err.contains("zsh") && err.contains("fish"),
         "{err}"
     );
+}
+
+/// `BIN man` renders as a manual page: `groff -man` reads it without a
+/// warning, and it names every subcommand.
+fn check_man(bin: &std::path::Path, name: &str) {
+    let out = Command::new(bin).arg("man").output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let page = String::from_utf8(out.stdout).unwrap();
+    assert!(page.contains(&format!(".TH {name} 1")), "{page}");
+    for c in subcommands(bin) {
+        assert!(page.contains(&c), "the page lacks {c}");
+    }
+    let dir = harness::temp_dir();
+    let file = dir.path().join("page.1");
+    std::fs::write(&file, &page).unwrap();
+    let groff = Command::new("groff")
+        .args(["-man", "-Tutf8", "-ww", "-z"])
+        .arg(&file)
+        .output()
+        .expect("groff is installed (Debian: groff-base)");
+    assert!(
+        groff.status.success() && groff.stderr.is_empty(),
+        "groff: {groff:?}"
+    );
+
+    // --dir: one page per command and subcommand.
+    let pages = dir.path().join("man1");
+    let out = Command::new(bin)
+        .args(["man", "--dir"])
+        .arg(&pages)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(pages.join(format!("{name}.1")).is_file());
+    for c in subcommands(bin) {
+        let page = pages.join(format!("{name}-{c}.1"));
+        assert!(page.is_file(), "{} is missing", page.display());
+    }
+}
+
+#[test]
+fn both_binaries_have_manual_pages() {
+    check_man(&supervisor_bin(), "supervisor");
+    check_man(&worker_bin(), "worker");
 }

@@ -70,6 +70,12 @@ enum Command {
         #[arg(value_enum)]
         shell: completions::Shell,
     },
+    /// Print the manual page, or write one per command to --dir (see the README)
+    Man {
+        /// Write NAME.1 and one NAME-COMMAND.1 per command into this directory
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Args)]
@@ -88,8 +94,16 @@ fn main() -> ExitCode {
     // The worker, git and cargo inherit the raised limit; `run` logs it.
     let open_files = shared::fdlimit::raise();
     let cli = Cli::parse();
-    if let Command::Completions { shell } = cli.command {
-        return ExitCode::from(completions::print(shell, Cli::command(), "supervisor") as u8);
+    match &cli.command {
+        Command::Completions { shell } => {
+            return ExitCode::from(completions::print(*shell, Cli::command(), "supervisor") as u8)
+        }
+        Command::Man { dir } => {
+            return ExitCode::from(
+                completions::man(Cli::command(), "supervisor", dir.as_deref()) as u8,
+            )
+        }
+        _ => {}
     }
     let data_dir_flag = cli.data_dir.clone();
     let data_dir = match config::data_dir(cli.data_dir) {
@@ -116,7 +130,9 @@ fn main() -> ExitCode {
         Command::Uninstall(args) => service(args, None, install::uninstall),
         Command::Start(args) => service(args, None, install::start),
         Command::Stop(args) => service(args, None, install::stop),
-        Command::Completions { .. } => unreachable!("handled before the data dir"),
+        Command::Completions { .. } | Command::Man { .. } => {
+            unreachable!("handled before the data dir")
+        }
         Command::Doctor(args) => doctor::run(data_dir_flag, args, &open_files),
         Command::Logs(args) => supervisor::logs::view::run(args),
     };

@@ -1,6 +1,7 @@
 //! `worker`: serves the session store in the foreground. See the README.
 
 use std::ffi::OsString;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
@@ -43,6 +44,12 @@ enum Command {
         #[arg(value_enum)]
         shell: completions::Shell,
     },
+    /// Print the manual page, or write one per command to --dir (see the README)
+    Man {
+        /// Write NAME.1 and one NAME-COMMAND.1 per command into this directory
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -50,8 +57,14 @@ fn main() -> ExitCode {
     // logged once logging is set up.
     let open_files = shared::fdlimit::raise();
     let cli = Cli::parse();
-    if let Some(Command::Completions { shell }) = cli.command {
-        return code(completions::print(shell, Cli::command(), "worker"));
+    match &cli.command {
+        Some(Command::Completions { shell }) => {
+            return code(completions::print(*shell, Cli::command(), "worker"))
+        }
+        Some(Command::Man { dir }) => {
+            return code(completions::man(Cli::command(), "worker", dir.as_deref()))
+        }
+        _ => {}
     }
     let data_dir = match config::data_dir(cli.data_dir) {
         Ok(d) => DataDir::new(d),
