@@ -267,7 +267,15 @@ async fn status_names_the_serving_commit_and_a_probation_with_its_time_left() {
     let mut h = start_actor();
     let (old, generation, events) = h.started().await;
     ready_at(&events, generation, "aaaa");
-    let s = h.handle.status().await.expect("the actor runs");
+    // The ready line and the status request reach the actor on different
+    // channels: ask until it has taken the line in.
+    let s = loop {
+        let s = h.handle.status().await.expect("the actor runs");
+        if s.worker.state == "ready" {
+            break s;
+        }
+        tokio::task::yield_now().await;
+    };
     assert_eq!(s.update.view.deployed_commit.as_deref(), Some("aaaa"));
     assert!(s.worker.probation.is_none());
 
