@@ -34,24 +34,47 @@ pub fn set_cloexec(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
 /// A pipe whose two ends are close-on-exec: `(read end, write end)`.
 pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     #[cfg(any(target_os = "macos", target_os = "ios"))]
-    {
-        let (r, w) = nix::unistd::pipe()?;
-        set_cloexec(r.as_fd(), true)?;
-        set_cloexec(w.as_fd(), true)?;
-        Ok((r, w))
-    }
+    return marked::pipe();
     #[cfg(not(any(target_os = "macos", target_os = "ios")))]
-    {
-        Ok(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?)
-    }
+    Ok(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?)
 }
 
 /// A blocking, close-on-exec Unix stream socket, neither bound nor
 /// connected.
 pub fn unix_stream_socket() -> io::Result<OwnedFd> {
-    use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
     #[cfg(any(target_os = "macos", target_os = "ios"))]
+    return marked::unix_stream_socket();
+    #[cfg(not(any(target_os = "macos", target_os = "ios")))]
     {
+        use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
+        Ok(socket(
+            AddressFamily::Unix,
+            SockType::Stream,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )?)
+    }
+}
+
+/// The portable forms, Apple's only ones: create the fd, then mark it
+/// close-on-exec. Built everywhere, so that the tests run them on Linux
+/// too.
+#[cfg_attr(
+    not(any(target_os = "macos", target_os = "ios", test)),
+    allow(dead_code)
+)]
+mod marked {
+    use super::*;
+
+    pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+        let (r, w) = nix::unistd::pipe()?;
+        set_cloexec(r.as_fd(), true)?;
+        set_cloexec(w.as_fd(), true)?;
+        Ok((r, w))
+    }
+
+    pub fn unix_stream_socket() -> io::Result<OwnedFd> {
+        use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
         let fd = socket(
             AddressFamily::Unix,
             SockType::Stream,
@@ -60,15 +83,6 @@ pub fn unix_stream_socket() -> io::Result<OwnedFd> {
         )?;
         set_cloexec(fd.as_fd(), true)?;
         Ok(fd)
-    }
-    #[cfg(not(any(target_os = "macos", target_os = "ios")))]
-    {
-        Ok(socket(
-            AddressFamily::Unix,
-            SockType::Stream,
-            SockFlag::SOCK_CLOEXEC,
-            None,
-        )?)
     }
 }
 
@@ -99,12 +113,14 @@ mod tests {
 
     #[test]
     fn pipe_ends_are_cloexec_and_connected() {
-        let (r, w) = pipe().unwrap();
-        assert!(cloexec(r.as_fd()) && cloexec(w.as_fd()));
-        std::fs::File::from(w).write_all(b"hi").unwrap();
-        let mut got = String::new();
-        std::fs::File::from(r).read_to_string(&mut got).unwrap();
-        assert_eq!(got, "hi");
+        // This platform's form, and the create-then-mark one Apple uses.
+        for (r, w) in [pipe().unwrap(), marked::pipe().unwrap()] {
+            assert!(cloexec(r.as_fd()) && cloexec(w.as_fd()));
+            std::fs::File::from(w).write_all(b"hi").unwrap();
+            let mut got = String::new();
+            std::fs::File::from(r).read_to_string(&mut got).unwrap();
+            assert_eq!(got, "hi");
+        }
     }
 
     #[test]
@@ -120,14 +136,20 @@ mod tests {
     fn a_backlog_above_somaxconn_is_accepted_and_serves() {
         use nix::sys::socket::{bind, UnixAddr};
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("s.sock");
-        let fd = unix_stream_socket().unwrap();
-        assert!(cloexec(fd.as_fd()));
-        bind(fd.as_raw_fd(), &UnixAddr::new(&path).unwrap()).unwrap();
-        // Far above any SOMAXCONN: clamped by the kernel, never an error.
-        listen(&fd, i32::MAX).unwrap();
-        let _client = std::os::unix::net::UnixStream::connect(&path).unwrap();
-        let listener = std::os::unix::net::UnixListener::from(fd);
-        listener.accept().unwrap();
+        // This platform's form, and the create-then-mark one Apple uses.
+        let sockets = [
+            unix_stream_socket().unwrap(),
+            marked::unix_stream_socket().unwrap(),
+        ];
+        for (i, fd) in sockets.into_iter().enumerate() {
+            let path = dir.path().join(format!("s{i}.sock"));
+            assert!(cloexec(fd.as_fd()));
+            bind(fd.as_raw_fd(), &UnixAddr::new(&path).unwrap()).unwrap();
+            // Far above any SOMAXCONN: clamped by the kernel, never an error.
+            listen(&fd, i32::MAX).unwrap();
+            let _client = std::os::unix::net::UnixStream::connect(&path).unwrap();
+            let listener = std::os::unix::net::UnixListener::from(fd);
+            listener.accept().unwrap();
+        }
     }
 }
