@@ -72,7 +72,7 @@ use std::ffi::OsString;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
@@ -81,7 +81,6 @@ use std::time::{Duration, Instant, SystemTime};
 mod common;
 
 use common::*;
-use harness::launch::clean_env;
 use harness::supervisor::{Launch, Supervisor};
 use harness::{request_line, Bins, Conn, Tally};
 use serde_json::{json, Value};

@@ -56,39 +56,12 @@ impl Project {
     /// ignored ones) committed as the seed of a fresh repository.
     pub fn new() -> Project {
         let dir = TestDir::new();
-        let seed = dir.root().join("seed");
-        fs::create_dir(&seed).unwrap();
-        let ws = workspace();
-        let files = git(
-            &ws,
-            &["ls-files", "--cached", "--others", "--exclude-standard"],
-        );
-        for f in files.lines() {
-            let from = ws.join(f);
-            if !from.is_file() {
-                continue;
-            }
-            let to = seed.join(f);
-            fs::create_dir_all(to.parent().unwrap()).unwrap();
-            fs::copy(&from, &to).unwrap();
-        }
-        git(&seed, &["init", "-q", "-b", "main"]);
-        commit_all(&seed, "seed");
-        let origin = dir.root().join("origin.git");
-        let checkout = dir.root().join("checkout");
-        let dev = dir.root().join("dev");
-        let s = |p: &Path| p.to_str().unwrap().to_string();
-        git(
-            dir.root(),
-            &["clone", "-q", "--bare", &s(&seed), &s(&origin)],
-        );
-        git(dir.root(), &["clone", "-q", &s(&origin), &s(&checkout)]);
-        git(dir.root(), &["clone", "-q", &s(&origin), &s(&dev)]);
+        let repos = Repos::new(dir.root());
         Project {
             dir,
-            origin,
-            checkout,
-            dev,
+            origin: repos.origin,
+            checkout: repos.checkout,
+            dev: repos.dev,
             probation_ms: 3000,
             supervisor_probation_ms: 1000,
         }
@@ -214,6 +187,56 @@ impl Project {
     /// The release directory of commit `sha`.
     pub fn release(&self, sha: &str) -> PathBuf {
         self.dir.data.join("releases").join(sha)
+    }
+}
+
+/// The repositories of a project under one root: this workspace as it is
+/// now (tracked and untracked files, not the ignored ones) committed as
+/// the seed of a fresh repository, its bare origin, the watched checkout
+/// and a developer clone to push from.
+pub struct Repos {
+    pub origin: PathBuf,
+    pub checkout: PathBuf,
+    pub dev: PathBuf,
+    /// How many workspace files the seed holds.
+    pub files: usize,
+}
+
+impl Repos {
+    pub fn new(root: &Path) -> Repos {
+        let seed = root.join("seed");
+        fs::create_dir(&seed).unwrap();
+        let ws = workspace();
+        let listed = git(
+            &ws,
+            &["ls-files", "--cached", "--others", "--exclude-standard"],
+        );
+        let mut files = 0;
+        for f in listed.lines() {
+            let from = ws.join(f);
+            if !from.is_file() {
+                continue;
+            }
+            let to = seed.join(f);
+            fs::create_dir_all(to.parent().unwrap()).unwrap();
+            fs::copy(&from, &to).unwrap();
+            files += 1;
+        }
+        git(&seed, &["init", "-q", "-b", "main"]);
+        commit_all(&seed, "seed");
+        let origin = root.join("origin.git");
+        let checkout = root.join("checkout");
+        let dev = root.join("dev");
+        let s = |p: &Path| p.to_str().unwrap().to_string();
+        git(root, &["clone", "-q", "--bare", &s(&seed), &s(&origin)]);
+        git(root, &["clone", "-q", &s(&origin), &s(&checkout)]);
+        git(root, &["clone", "-q", &s(&origin), &s(&dev)]);
+        Repos {
+            origin,
+            checkout,
+            dev,
+            files,
+        }
     }
 }
 
