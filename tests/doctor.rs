@@ -115,6 +115,16 @@ impl Service {
         self.s.command(&["doctor"]).output().unwrap()
     }
 
+    /// Points the checkout's `origin` at a path where nothing is; that path.
+    fn move_origin_away(&self) -> PathBuf {
+        let gone = self.s.root.join("moved-away.git");
+        git(
+            &self.checkout,
+            &["remote", "set-url", "origin", gone.to_str().unwrap()],
+        );
+        gone
+    }
+
     /// The installed systemd unit with its PATH replaced by `path`.
     fn set_service_path(&self, path: &Path) {
         assert_eq!(self.manager, "systemd");
@@ -253,11 +263,7 @@ fn cargo_missing_from_the_services_path_fails_the_cargo_check() {
 fn an_unreachable_origin_fails_the_repository_check() {
     let service = Service::install("systemd");
     let _running = service.start(None);
-    let gone = service.s.root.join("moved-away.git");
-    git(
-        &service.checkout,
-        &["remote", "set-url", "origin", gone.to_str().unwrap()],
-    );
+    let gone = service.move_origin_away();
     let line = only_failure(&service.doctor(), "repository");
     let checkout = service.checkout.display();
     assert!(
@@ -400,11 +406,7 @@ fn a_held_commit_is_named_with_what_to_do() {
 fn a_failed_poll_is_named_with_its_error() {
     let service = Service::install("systemd");
     let _running = service.start(None);
-    let gone = service.s.root.join("moved-away.git");
-    git(
-        &service.checkout,
-        &["remote", "set-url", "origin", gone.to_str().unwrap()],
-    );
+    let gone = service.move_origin_away();
     let update = service.s.command(&["update"]).output().unwrap();
     assert_eq!(update.status.code(), Some(1), "{update:?}");
     let (code, lines) = lines_of(&service.doctor());

@@ -350,24 +350,14 @@ mod tests {
             for whole_lines in [false, true] {
                 let mut w = window(Some(keep), None);
                 w.whole_lines = whole_lines;
-                let tail = read_file(
-                    fs::File::open(&path).unwrap(),
-                    Source::Worker,
-                    Some(keep),
-                    &w,
-                    true,
-                )
-                .unwrap();
+                let read = |w: &Window| {
+                    let file = fs::File::open(&path).unwrap();
+                    read_file(file, Source::Worker, Some(keep), w, true).unwrap()
+                };
+                let tail = read(&w);
                 // The same window read from the start: `since` before it all.
                 w.since = Some(UNIX_EPOCH);
-                let all = read_file(
-                    fs::File::open(&path).unwrap(),
-                    Source::Worker,
-                    Some(keep),
-                    &w,
-                    true,
-                )
-                .unwrap();
+                let all = read(&w);
                 let texts = |p: &Part| p.lines.iter().map(|l| l.text.clone()).collect::<Vec<_>>();
                 assert_eq!(
                     texts(&tail),
